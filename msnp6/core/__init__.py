@@ -1,0 +1,1 @@
+"""The realm: state that outlives one connection."""

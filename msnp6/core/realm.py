@@ -1,0 +1,66 @@
+"""The Realm bundles what connections share: configuration, clock, store, key, registries."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Callable
+
+import attrs
+
+from ..auth import CredentialKey
+from .ratelimit import FailureLimiter
+from .sessions import SessionRegistry
+from .tickets import TicketBook
+
+
+@attrs.define
+class Config:
+    #: Host name or address put into XFR/RNG replies, with each listener's port.
+    public_host: str = "127.0.0.1"
+    #: Seconds a connection may take to log in (0: forever).
+    login_timeout: float = 60.0
+    #: Log every protocol line (secrets redacted).
+    trace: bool = False
+    #: Seconds after the first CHG before the CHL challenge goes out.
+    challenge_delay: float = 1.0
+    #: Seconds a client has to answer CHL with a valid QRY.
+    challenge_timeout: float = 50.0
+    #: Failed MD5 logins allowed per account, and per client address (higher: NAT and shared
+    #: hosts put many people behind one address), within ``failure_window`` seconds.
+    failure_limit: int = 10
+    address_failure_limit: int = 100
+    failure_window: float = 300.0
+    #: Base of the web links the server hands out (CVR download page, URL services).
+    web_base_url: str = ""
+
+    def web_url(self, path: str = "") -> str:
+        base = self.web_base_url or f"http://{self.public_host}/"
+        return base.rstrip("/") + "/" + path.lstrip("/")
+
+
+class Realm:
+    def __init__(self, config: Config, clock: Any, store: Any, key: CredentialKey) -> None:
+        self.config = config
+        self.clock = clock
+        self.store = store
+        self.key = key
+        self.sessions: SessionRegistry[Any] = SessionRegistry()
+        self.tickets = TicketBook(clock)
+        self.account_failures = FailureLimiter(clock, config.failure_limit, config.failure_window)
+        self.address_failures = FailureLimiter(clock, config.address_failure_limit, config.failure_window)
+        self.connections: dict[str, set[Any]] = {"ds": set(), "ns": set(), "sb": set()}
+        self.errors_sent: Counter[int] = Counter()
+        # Listener ports, filled in when each listener starts (they may be ephemeral).
+        self.ports: dict[str, int] = {}
+        self.ns_picker: Callable[[str], str] = lambda handle: self.address("ns")
+
+    def address(self, service: str) -> str:
+        return f"{self.config.public_host}:{self.ports[service]}"
+
+    def connection_opened(self, conn: Any) -> None:
+        self.connections[conn.service].add(conn)
+
+    def connection_closed(self, conn: Any) -> None:
+        self.connections[conn.service].discard(conn)
+
+    def error_sent(self, conn: Any, code: int) -> None:
+        self.errors_sent[code] += 1

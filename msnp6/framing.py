@@ -1,0 +1,191 @@
+"""MsnpConnection: the one Twisted Protocol base for DS, NS and SB connections.
+
+It frames bytes with the sans-IO FrameDecoder, runs one command at a time (a handler that returns
+a Deferred holds back the next command, so replies keep request order), turns handler exceptions
+into protocol answers, writes and traces lines, and enforces the login deadline.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable, ClassVar, Iterable
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .wire.errors import Disconnect, ErrorCode, FramingError, ProtocolError
+from .wire.lines import Command, format_error, format_line, format_payload
+from .wire.payload import FrameDecoder
+
+Handler = Callable[[Any, Command], "Deferred[Any] | None"]
+
+_connection_ids = itertools.count(1)
+
+#: Stop reading from a socket whose unprocessed input grows past this while a handler waits.
+_READ_PAUSE_BYTES = 64 * 1024
+
+
+class MsnpConnection(Protocol):
+    service: ClassVar[str] = "?"
+    payload_commands: ClassVar[frozenset[str]] = frozenset()
+    max_payload: ClassVar[int] = 8192
+    log = Logger()
+
+    def __init__(self, realm: Any) -> None:
+        self.realm = realm
+        self.conn_id = 0
+        self.peer = "?"
+        self.closing = False
+        self._busy = False
+        self._draining = False
+        self._read_paused = False
+        self._deadline: IDelayedCall | None = None
+        self.decoder = FrameDecoder(self.payload_commands, max_payload=self.max_payload)
+
+    # -- subclass hooks ----------------------------------------------------------------------
+
+    def handlers(self) -> dict[str, Handler]:
+        """The handler table for the connection's current state (every service defines its own)."""
+        return {}
+
+    def unknown_command(self, command: Command) -> None:
+        """No handler in the current state. Default: drop the connection (the real servers did)."""
+        raise Disconnect(f"unexpected {command.name!r}")
+
+    def redact(self, command: Command) -> str:
+        """How a received command appears in the protocol trace (hide secrets)."""
+        return " ".join(
+            [command.name] + ([str(command.trid)] if command.trid is not None else []) + list(command.args)
+        )
+
+    def on_connection_lost(self) -> None:
+        pass
+
+    # -- Twisted Protocol --------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self.conn_id = next(_connection_ids)
+        peer = self.transport.getPeer()  # type: ignore[union-attr]
+        self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
+        set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_nodelay is not None:
+            set_nodelay(True)  # design.md section 8: Nagle + delayed ACK cost 40 ms per exchange
+        timeout = self.realm.config.login_timeout
+        if timeout:
+            self._deadline = self.realm.clock.callLater(timeout, self._login_deadline_passed)
+        self.realm.connection_opened(self)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.closing = True
+        self.cancel_login_deadline()
+        self.realm.connection_closed(self)
+        self.on_connection_lost()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.closing:
+            return
+        try:
+            self.decoder.feed(data)
+        except FramingError as e:
+            self.log.info("conn {conn} {service}: closing, {why}", conn=self.conn_id, service=self.service, why=e)
+            self.close()
+            return
+        self._drain()
+
+    # -- command loop ------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            ready = self.decoder.ready
+            while ready and not self._busy and not self.closing:
+                command = ready.popleft()
+                if self.realm.config.trace:
+                    self.log.info("conn {conn} {service} <- {line}", conn=self.conn_id, service=self.service, line=self.redact(command))
+                try:
+                    handler = self.handlers().get(command.name)
+                    result = handler(self, command) if handler is not None else self.unknown_command(command)
+                except Exception as e:
+                    self._failed(command, e)
+                    continue
+                if isinstance(result, Deferred):
+                    self._busy = True
+                    result.addErrback(self._failed_deferred, command)
+                    result.addBoth(self._handler_done)
+        finally:
+            self._draining = False
+        if self._busy and not self._read_paused and self.decoder.buffered > _READ_PAUSE_BYTES:
+            self._read_paused = True
+            self.transport.pauseProducing()  # type: ignore[union-attr]
+
+    def _handler_done(self, _: object) -> None:
+        self._busy = False
+        if self._read_paused and not self.closing:
+            self._read_paused = False
+            self.transport.resumeProducing()  # type: ignore[union-attr]
+        self._drain()
+
+    def _failed_deferred(self, failure: Failure, command: Command) -> None:
+        self._failed(command, failure.value, failure)
+
+    def _failed(self, command: Command, error: BaseException, failure: Failure | None = None) -> None:
+        if isinstance(error, ProtocolError):
+            self.send_error(error.code, command.trid)
+            if error.close:
+                self.close()
+        elif isinstance(error, Disconnect):
+            self.log.info(
+                "conn {conn} {service} {peer}: closing after {cmd}: {why}",
+                conn=self.conn_id, service=self.service, peer=self.peer, cmd=command.name, why=error.reason,
+            )
+            self.close()
+        else:
+            self.log.failure(
+                "conn {conn} {service}: {cmd} failed", failure or Failure(error), conn=self.conn_id,
+                service=self.service, cmd=command.name,
+            )
+            self.send_error(ErrorCode.INTERNAL_SERVER_ERROR, command.trid)
+
+    # -- output ------------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.closing:
+            return
+        if self.realm.config.trace:
+            self.log.info("conn {conn} {service} -> {line}", conn=self.conn_id, service=self.service,
+                          line=data.split(b"\r\n", 1)[0].decode("utf-8", "replace"))
+        self.transport.write(data)  # type: ignore[union-attr]
+
+    def send(self, name: str, trid: int | None, *args: object) -> None:
+        self.write(format_line(name, trid, *args))
+
+    def send_payload(self, name: str, head: Iterable[object], payload: bytes) -> None:
+        self.write(format_payload(name, head, payload))
+
+    def send_error(self, code: int, trid: int | None) -> None:
+        self.realm.error_sent(self, code)
+        self.write(format_error(code, trid))
+
+    def close(self) -> None:
+        """Flush what was written, then close. Further input is ignored."""
+        if not self.closing:
+            self.closing = True
+            self.cancel_login_deadline()
+            self.transport.loseConnection()  # type: ignore[union-attr]
+
+    # -- login deadline ----------------------------------------------------------------------
+
+    def cancel_login_deadline(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def _login_deadline_passed(self) -> None:
+        self._deadline = None
+        self.log.info("conn {conn} {service} {peer}: no login in time, closing",
+                      conn=self.conn_id, service=self.service, peer=self.peer)
+        self.close()

@@ -1,0 +1,41 @@
+"""Service commands after login: PNG, CVR, OUT, and wrong-moment login commands."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..wire.errors import Disconnect, ErrorCode, ProtocolError
+from ..wire.lines import Command
+
+if TYPE_CHECKING:
+    from .protocol import NotificationProtocol
+
+
+def handle_png(conn: "NotificationProtocol", command: Command) -> None:
+    conn.send("QNG", None)
+
+
+def handle_out(conn: "NotificationProtocol", command: Command) -> None:
+    conn.send("OUT", None)
+    conn.close()
+
+
+def handle_usr_again(conn: "NotificationProtocol", command: Command) -> None:
+    raise ProtocolError(ErrorCode.ALREADY_LOGGED_IN)
+
+
+def handle_ver_again(conn: "NotificationProtocol", command: Command) -> None:
+    raise ProtocolError(ErrorCode.NOT_EXPECTED, close=True)
+
+
+def handle_inf_again(conn: "NotificationProtocol", command: Command) -> None:
+    conn.send("INF", command.trid, "MD5")
+
+
+def handle_cvr(conn: "NotificationProtocol", command: Command) -> None:
+    """``CVR t lcid os os-ver arch library client-ver client-id``: the client's own version is
+    both the recommended and the minimum one, so no client is ever told to upgrade."""
+    if command.trid is None or len(command.args) < 6:
+        raise Disconnect("malformed CVR")
+    version = command.args[5]
+    url = conn.realm.config.web_url("download")
+    conn.send("CVR", command.trid, version, version, version, url, url)

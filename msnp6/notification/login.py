@@ -1,0 +1,114 @@
+"""NS login stage: USR MD5 I / S, the profile message, and OUT OTH for an older session."""
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING
+
+from cryptography.exceptions import InvalidTag
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from ..auth import SealedWithOtherKey, md5_login_ok, new_salt
+from ..negotiation import login_handle, require_version
+from ..store.records import AccountRecord
+from ..wire.errors import Disconnect, ErrorCode, ProtocolError
+from ..wire.hotmail import Profile, profile_payload
+from ..wire.lines import Command
+from ..wire.names import encode_name
+
+if TYPE_CHECKING:
+    from .protocol import NotificationProtocol
+
+log = Logger()
+
+
+def handle_usr(conn: "NotificationProtocol", command: Command) -> "Deferred[None] | None":
+    require_version(conn, command)
+    if command.arg(0) != "MD5":
+        raise Disconnect(f"USR with package {command.arg(0)!r}")
+    stage = command.arg(1)
+    if stage == "I":
+        if conn.login_handle is not None:
+            raise ProtocolError(ErrorCode.NOT_EXPECTED, close=True)
+        return _usr_initial(conn, command)
+    if stage == "S":
+        if conn.login_handle is None:
+            raise ProtocolError(ErrorCode.NOT_EXPECTED, close=True)
+        _usr_response(conn, command)
+        return None
+    raise Disconnect(f"USR MD5 {stage!r}")
+
+
+def _usr_initial(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
+    handle = login_handle(command)
+    conn.login_handle = handle
+    # A fresh salt for every attempt, known account or not: nothing tells them apart.
+    conn.salt = new_salt()
+
+    def found(account: AccountRecord | None) -> None:
+        conn.pending_account = account
+        conn.send("USR", command.trid, "MD5", "S", conn.salt)
+
+    return conn.realm.store.get_account(handle).addCallback(found)
+
+
+def _usr_response(conn: "NotificationProtocol", command: Command) -> None:
+    if len(command.args) != 3:
+        raise Disconnect("USR MD5 S with the wrong number of parameters")
+    handle, answer = conn.login_handle, command.args[2]
+    assert handle is not None and conn.salt is not None
+    realm, address = conn.realm, conn.peer.rsplit(":", 1)[0]
+    if realm.account_failures.blocked(handle) or realm.address_failures.blocked(address):
+        log.warn("login for {handle} from {peer} refused: too many failures", handle=handle, peer=conn.peer)
+        raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
+    account = conn.pending_account
+    if account is None or not _password_ok(conn, account, answer):
+        realm.account_failures.record(handle)
+        realm.address_failures.record(address)
+        log.info("login failed for {handle} from {peer}", handle=handle, peer=conn.peer)
+        raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
+    _complete_login(conn, command, account)
+
+
+def _password_ok(conn: "NotificationProtocol", account: AccountRecord, answer: str) -> bool:
+    # Unsealing is a few microseconds of AES-GCM and one MD5: cheaper than a thread hop.
+    try:
+        password = conn.realm.key.unseal(account.handle, account.credential)
+    except (SealedWithOtherKey, InvalidTag):
+        log.error("credential of {handle} was sealed with another server key", handle=account.handle)
+        return False
+    assert conn.salt is not None
+    return md5_login_ok(password, conn.salt, answer)
+
+
+def _complete_login(conn: "NotificationProtocol", command: Command, account: AccountRecord) -> None:
+    realm = conn.realm
+    conn.cancel_login_deadline()
+    conn.account = account
+    conn.handle = account.handle
+    conn.salt = None
+    conn.pending_account = None
+    conn.mspauth = secrets.token_hex(16) + "$$"
+    conn.login_time = int(realm.clock.seconds())
+    previous = realm.sessions.add(account.handle, conn)
+    if previous is not None:
+        previous.sign_out("OTH")
+    assert conn.dialect is not None
+    ok = ["OK", account.handle, encode_name(account.friendly_name)]
+    if conn.dialect.verified_flag:
+        ok.append("1" if account.verified else "0")
+    conn.send("USR", command.trid, *ok)
+    conn.send_payload(
+        "MSG",
+        ("Hotmail", "Hotmail"),
+        profile_payload(
+            Profile(
+                login_time=conn.login_time,
+                email_enabled=account.email_enabled,
+                member_id=account.id,
+                preferred_email=account.handle,
+                mspauth=conn.mspauth,
+            )
+        ),
+    )
+    conn.logged_in()

@@ -1,0 +1,100 @@
+"""The notification-server connection: its state and its handler tables."""
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+
+from ..framing import Handler, MsnpConnection
+from ..negotiation import handle_cvr_before_login, handle_inf, handle_ver
+from ..store.records import AccountRecord
+from ..wire.dialects import Dialect
+from ..wire.errors import ErrorCode, ProtocolError
+from ..wire.lines import Command
+from ..wire.payload import NS_CLIENT_PAYLOAD
+from . import challenges, extras, lists, login, presence
+
+log = Logger()
+
+
+class NotificationProtocol(MsnpConnection):
+    service = "ns"
+    payload_commands = NS_CLIENT_PAYLOAD
+
+    def __init__(self, realm: Any) -> None:
+        super().__init__(realm)
+        self.dialect: Dialect | None = None
+        # Login stage.
+        self.login_handle: str | None = None
+        self.salt: str | None = None
+        self.pending_account: AccountRecord | None = None
+        # After USR OK.
+        self.authenticated = False
+        self.account: AccountRecord | None = None  # type: ignore[assignment]
+        self.handle: str | None = None
+        self.mspauth = ""
+        self.login_time = 0
+        self.synced = False
+        #: None until the first CHG: the user counts as offline until then.
+        self.status: str | None = None
+        self.challenges = challenges.ChallengeState(self)
+
+    def handlers(self) -> dict[str, Handler]:
+        return AUTHENTICATED if self.authenticated else LOGIN_STAGE
+
+    def unknown_command(self, command: Command) -> None:
+        if not self.authenticated:
+            # Before login the real servers dropped the connection without an answer.
+            super().unknown_command(command)
+        log.info("conn {conn}: unknown command {cmd!r}", conn=self.conn_id, cmd=command.name[:16])
+        raise ProtocolError(ErrorCode.SYNTAX_ERROR)
+
+    def redact(self, command: Command) -> str:
+        if command.name == "USR" and command.arg(1) == "S":
+            return f"USR {command.trid} MD5 S <answer hidden>"
+        if command.name == "QRY":
+            return f"QRY {command.trid} {command.arg(0)} <answer hidden>"
+        return super().redact(command)
+
+    def logged_in(self) -> None:
+        self.authenticated = True
+
+    def sign_out(self, reason: str) -> None:
+        """Server-initiated end: ``OUT OTH`` (logged in elsewhere) or ``OUT SSD`` (shutdown)."""
+        self.send("OUT", None, reason)
+        self.close()
+
+    def on_connection_lost(self) -> None:
+        self.challenges.stop()
+        if self.handle is not None:
+            self.realm.sessions.remove(self.handle, self)
+
+
+LOGIN_STAGE: dict[str, Handler] = {
+    "VER": handle_ver,
+    "INF": handle_inf,
+    "CVR": handle_cvr_before_login,
+    "USR": login.handle_usr,
+    "OUT": lambda conn, command: conn.close(),
+}
+
+AUTHENTICATED: dict[str, Handler] = {
+    "SYN": lists.handle_syn,
+    "CHG": presence.handle_chg,
+    "QRY": challenges.handle_qry,
+    "PNG": extras.handle_png,
+    "OUT": extras.handle_out,
+    "CVR": extras.handle_cvr,
+    "USR": extras.handle_usr_again,
+    "VER": extras.handle_ver_again,
+    "INF": extras.handle_inf_again,
+}
+
+
+class NotificationFactory(Factory):
+    def __init__(self, realm: Any) -> None:
+        self.realm = realm
+
+    def buildProtocol(self, addr: Any) -> NotificationProtocol:
+        return NotificationProtocol(self.realm)

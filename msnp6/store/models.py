@@ -1,0 +1,73 @@
+"""Table definitions. The Alembic migrations build exactly this schema (a test checks it)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("handle", name="uq_accounts_handle"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Lower-cased e-mail address, at most 129 bytes.
+    handle: Mapped[str] = mapped_column(String(129))
+    #: Decoded (UTF-8) friendly name; encoded on the wire.
+    friendly_name: Mapped[str] = mapped_column(Text)
+    verified: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: One counter for FL/AL/BL/RL, BLP, GTC, the own name and phone numbers.
+    list_version: Mapped[int] = mapped_column(BigInteger, default=0)
+    blp: Mapped[str] = mapped_column(String(2), default="AL")
+    gtc: Mapped[str] = mapped_column(String(1), default="A")
+    #: Phone numbers as the client sent them (URL-encoded wire form), None when unset.
+    phone_home: Mapped[str | None] = mapped_column(String(95), nullable=True)
+    phone_work: Mapped[str | None] = mapped_column(String(95), nullable=True)
+    phone_mobile: Mapped[str | None] = mapped_column(String(95), nullable=True)
+    #: PRP MOB: others may page me. PRP MBE: mobile device enabled (server-set).
+    mobile_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    mobile_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    email_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The password sealed with the server key (msnp6.auth); never plaintext, never an MD5.
+    credential: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ListEntry(Base):
+    __tablename__ = "list_entries"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "list", "contact", name="uq_list_entries_owner_list_contact"),
+        # Reverse lookups: who has this handle on their FL/AL/BL.
+        Index("ix_list_entries_contact_list", "contact", "list"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("accounts.id", ondelete="CASCADE", name="fk_list_entries_owner"), index=True
+    )
+    #: FL, AL, BL or RL.
+    list: Mapped[str] = mapped_column(String(2))
+    contact: Mapped[str] = mapped_column(String(129))
+    #: The name stored for this entry (decoded); the handle when the client gave none.
+    name: Mapped[str] = mapped_column(Text)
+
+
+accounts = Account.__table__
+list_entries = ListEntry.__table__

@@ -1,0 +1,51 @@
+"""Plain values the store hands out (no SQLAlchemy objects escape the store's threads)."""
+from __future__ import annotations
+
+import attrs
+
+LISTS = ("FL", "AL", "BL", "RL")
+
+
+@attrs.frozen(slots=True)
+class ListEntryRecord:
+    list: str
+    contact: str
+    name: str
+
+
+@attrs.frozen(slots=True)
+class AccountRecord:
+    id: int
+    handle: str
+    friendly_name: str
+    verified: bool
+    list_version: int
+    blp: str
+    gtc: str
+    phone_home: str | None
+    phone_work: str | None
+    phone_mobile: str | None
+    mobile_allowed: bool
+    mobile_enabled: bool
+    email_enabled: bool
+    credential: bytes = attrs.field(repr=False)
+
+
+@attrs.frozen(slots=True)
+class ContactInfo:
+    """What a viewer may learn of one FL contact for BPR lines."""
+
+    handle: str
+    phone_home: str | None
+    phone_work: str | None
+    phone_mobile: str | None
+    mobile_allowed: bool
+    #: The contact's privacy lets the viewer see them (and so their phone numbers).
+    allows_viewer: bool
+
+
+@attrs.frozen(slots=True)
+class SyncSnapshot:
+    account: AccountRecord
+    lists: dict[str, list[ListEntryRecord]]
+    contacts: dict[str, ContactInfo]

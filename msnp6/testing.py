@@ -1,0 +1,274 @@
+"""Test and benchmark helpers: a blocking MSNP client, a server process, an immediate store.
+
+Public so that tests, benchmarks and operators' own scripts can drive a real server.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import attrs
+from twisted.internet.defer import Deferred, maybeDeferred
+
+from .store.store import Store
+
+#: Server-to-client commands that carry a byte-counted payload.
+SERVER_PAYLOAD = frozenset({"MSG", "NOT", "IPG"})
+
+CHALLENGE_KEY = "Q1P7W2E4J9R8U3S5"
+CHALLENGE_ID = "msmsgs@msnmsgr.com"
+
+
+def md5_hex(text: str) -> str:
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+
+@attrs.frozen
+class Reply:
+    line: str
+    payload: bytes | None = None
+
+    @property
+    def words(self) -> list[str]:
+        return self.line.split(" ")
+
+    @property
+    def name(self) -> str:
+        return self.words[0]
+
+
+class ConnectionClosed(AssertionError):
+    pass
+
+
+class MsnpClient:
+    """A blocking line client that speaks to a real server over TCP."""
+
+    def __init__(self, host: str, port: int, timeout: float = 5.0) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.timeout = timeout
+        self._buf = b""
+        self.trid = 0
+
+    def next_trid(self) -> int:
+        self.trid += 1
+        return self.trid
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "MsnpClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def send(self, line: str, payload: bytes | None = None) -> None:
+        self.sock.sendall(line.encode("utf-8") + b"\r\n" + (payload or b""))
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    def _fill(self, timeout: float | None) -> None:
+        self.sock.settimeout(self.timeout if timeout is None else timeout)
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionClosed(f"server closed the connection (unread: {self._buf!r})")
+        self._buf += data
+
+    def recv(self, timeout: float | None = None) -> Reply:
+        while b"\r\n" not in self._buf:
+            self._fill(timeout)
+        raw, self._buf = self._buf.split(b"\r\n", 1)
+        line = raw.decode("utf-8")
+        words = line.split(" ")
+        if words[0] in SERVER_PAYLOAD:
+            length = int(words[-1])
+            while len(self._buf) < length:
+                self._fill(timeout)
+            payload, self._buf = self._buf[:length], self._buf[length:]
+            return Reply(line, payload)
+        return Reply(line)
+
+    def expect(self, line: str, timeout: float | None = None) -> Reply:
+        reply = self.recv(timeout)
+        assert reply.line == line, f"expected {line!r}, got {reply.line!r}"
+        return reply
+
+    def expect_lines(self, lines: Sequence[str]) -> None:
+        got = [self.recv().line for _ in lines]
+        assert got == list(lines), f"expected {list(lines)!r}, got {got!r}"
+
+    def recv_until(self, predicate: Callable[[Reply], bool], timeout: float | None = None) -> list[Reply]:
+        """Replies up to and including the first one that matches."""
+        seen = []
+        while True:
+            reply = self.recv(timeout)
+            seen.append(reply)
+            if predicate(reply):
+                return seen
+
+    def expect_silence(self, seconds: float = 0.3) -> None:
+        """Nothing arrives (and the connection stays open) for ``seconds``."""
+        assert not self._buf, f"unexpected data {self._buf!r}"
+        self.sock.settimeout(seconds)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return
+        raise AssertionError(f"unexpected data {data!r}" if data else "connection closed")
+
+    def expect_closed(self, timeout: float | None = None) -> None:
+        """The server closes the connection, with nothing (more) to read first."""
+        assert not self._buf, f"unexpected data {self._buf!r}"
+        self.sock.settimeout(self.timeout if timeout is None else timeout)
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            return
+        assert data == b"", f"expected a close, got {data!r}"
+
+    # -- flows ----------------------------------------------------------------------------------
+
+    def negotiate(self, versions: str = "MSNP6 MSNP5 MSNP4 CVR0") -> None:
+        t = self.next_trid()
+        self.send(f"VER {t} {versions}")
+        self.expect(f"VER {t} {versions}")
+        t = self.next_trid()
+        self.send(f"INF {t}")
+        self.expect(f"INF {t} MD5")
+
+    def login(self, handle: str, password: str, versions: str = "MSNP6 MSNP5 MSNP4 CVR0") -> Reply:
+        """VER/INF/USR I/USR S on a notification server; returns the profile MSG."""
+        self.negotiate(versions)
+        t = self.next_trid()
+        self.send(f"USR {t} MD5 I {handle}")
+        salt = self.recv().words
+        assert salt[:4] == ["USR", str(t), "MD5", "S"], salt
+        t = self.next_trid()
+        self.send(f"USR {t} MD5 S {md5_hex(salt[4] + password)}")
+        ok = self.recv()
+        assert ok.words[:4] == ["USR", str(t), "OK", handle], ok.line
+        profile = self.recv()
+        assert profile.line.startswith("MSG Hotmail Hotmail "), profile.line
+        return profile
+
+    def answer_challenge(self, chl: Reply) -> None:
+        assert chl.name == "CHL", chl.line
+        t = self.next_trid()
+        self.send(f"QRY {t} {CHALLENGE_ID} 32", md5_hex(chl.words[2] + CHALLENGE_KEY).encode())
+        self.expect(f"QRY {t}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _bin(name: str) -> str:
+    """A console script installed next to this interpreter (the project's virtualenv)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
+
+
+class ServerProcess:
+    """``twistd -n msnp6`` in a subprocess on 127.0.0.1, the way an operator runs it."""
+
+    def __init__(self, db: str, key_file: Path, workdir: Path, extra_args: Sequence[str] = ()) -> None:
+        self.db = db
+        self.key_file = key_file
+        self.workdir = workdir
+        self.extra_args = list(extra_args)
+        self.ports = {"ds": free_port(), "ns": free_port(), "sb": free_port()}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_file = workdir / "msnp6.log"
+
+    def command(self) -> list[str]:
+        return [
+            _bin("twistd"), "-n", "--pidfile=", f"--logfile={self.log_file}", "msnp6",
+            "--db", self.db, "--key-file", str(self.key_file), "--public-host", "127.0.0.1",
+            *(f"--{name}=tcp:{port}:interface=127.0.0.1" for name, port in self.ports.items()),
+            *self.extra_args,
+        ]
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(self.command(), cwd=self.workdir, env=dict(os.environ),
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                out = self.proc.stdout.read().decode() if self.proc.stdout else ""
+                raise RuntimeError(f"msnp6 exited with {self.proc.returncode}: {out}\n{self.log()}")
+            if all(_accepts(p) for p in self.ports.values()):
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"msnp6 did not start listening in time:\n{self.log()}")
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        code = self.proc.returncode
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self.proc = None
+        return code
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        return self.log_file.read_text() if self.log_file.exists() else ""
+
+    def client(self, service: str = "ns") -> MsnpClient:
+        return MsnpClient("127.0.0.1", self.ports[service])
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def run_admin(args: Sequence[str], db: str, key_file: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_bin("msnp6-admin"), "--db", db, "--key-file", str(key_file), *args],
+        input=stdin, capture_output=True, text=True, timeout=60,
+    )
+
+
+class ImmediateStore(Store):
+    """The real store code, run on the calling thread: for StringTransport/Clock unit tests."""
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__(engine, reactor=None, threads=1)
+
+    def start(self) -> None:
+        pass
+
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> "Deferred[Any]":
+        return maybeDeferred(fn, *args, **kwargs)

@@ -1,0 +1,1 @@
+"""Sans-IO MSNP wire format: parsing, framing and formatting, free of Twisted."""

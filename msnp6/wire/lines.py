@@ -1,0 +1,61 @@
+"""One MSNP command line: parse what a client sent, format what a server sends."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import attrs
+
+MAX_TRID = 2**32 - 1
+
+
+@attrs.frozen(slots=True)
+class Command:
+    """A parsed client command. ``trid`` is None when the second token is not a number."""
+
+    name: str
+    trid: int | None
+    args: tuple[str, ...]
+    payload: bytes | None = None
+
+    def arg(self, index: int) -> str | None:
+        return self.args[index] if index < len(self.args) else None
+
+
+def parse(line: bytes) -> Command:
+    """Parse one line without its terminator.
+
+    Liberal on purpose: a trailing CR, trailing or doubled spaces and non-ASCII bytes are accepted
+    (clients of the era differ); semantic checks are left to the handlers.
+    """
+    text = line.decode("utf-8", "replace")
+    tokens = text.strip(" \r\t").split()
+    if not tokens:
+        return Command("", None, ())
+    name = tokens[0]
+    trid: int | None = None
+    rest = tokens[1:]
+    if rest and rest[0].isdigit() and rest[0].isascii():
+        value = int(rest[0])
+        if value <= MAX_TRID:
+            trid = value
+            rest = rest[1:]
+    return Command(name, trid, tuple(rest))
+
+
+def format_line(name: str, trid: int | None, *args: object) -> bytes:
+    """``NAME [trid] args...`` + CRLF. ``trid`` None means the command has no TrID slot."""
+    parts: list[str] = [name]
+    if trid is not None:
+        parts.append(str(trid))
+    parts.extend(str(a) for a in args)
+    return (" ".join(parts) + "\r\n").encode("utf-8")
+
+
+def format_error(code: int, trid: int | None) -> bytes:
+    return f"{int(code)} {trid if trid is not None else 0}\r\n".encode("ascii")
+
+
+def format_payload(name: str, head: Iterable[object], payload: bytes) -> bytes:
+    """A server payload command: the header line ends with the payload's byte length."""
+    parts = [name, *(str(p) for p in head), str(len(payload))]
+    return (" ".join(parts) + "\r\n").encode("utf-8") + payload

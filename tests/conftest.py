@@ -1,0 +1,106 @@
+"""Fixtures: a real msnp6 server (twistd subprocess) on SQLite and, when reachable, PostgreSQL."""
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import socket
+from pathlib import Path
+from typing import Callable, Iterator
+
+import attrs
+import pytest
+
+from msnp6.auth import CredentialKey
+from msnp6.store.schema import open_database, upgrade
+from msnp6.store.engine import make_engine
+from msnp6.store.store import StoreCore
+from msnp6.testing import ServerProcess
+
+PG_HOST = os.environ.get("MSNP6_TEST_PG_HOST", "127.0.0.1")
+PG_BASE = f"postgresql+psycopg://postgres@{PG_HOST}:5432/test"
+
+
+def postgres_reachable() -> bool:
+    try:
+        socket.create_connection((PG_HOST, 5432), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@attrs.define
+class Database:
+    backend: str
+    url: str
+
+
+@pytest.fixture(scope="session")
+def pg_schema_url() -> Iterator[Callable[[], str]]:
+    """Make fresh PostgreSQL schemas in the ``test`` database; drop them all at the end."""
+    if not postgres_reachable():
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    from sqlalchemy import text
+
+    admin = make_engine(PG_BASE)
+    made: list[str] = []
+
+    def new() -> str:
+        schema = f"msnp6_t_{os.getpid()}_{secrets.token_hex(4)}"
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        made.append(schema)
+        return f"{PG_BASE}?options=-csearch_path%3D{schema}"
+
+    yield new
+    with admin.begin() as conn:
+        for schema in made:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Database:
+    if request.param == "sqlite":
+        return Database("sqlite", f"sqlite:///{tmp_path_factory.mktemp('db') / 'msnp6.sqlite3'}")
+    url = request.getfixturevalue("pg_schema_url")()
+    upgrade(make_engine(url))  # the server refuses a PostgreSQL schema that is not at head
+    return Database("postgresql", url)
+
+
+@pytest.fixture(scope="session")
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("key") / "credential.key"
+    CredentialKey.load(path, create=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def server(database: Database, key_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(database.url, key_file, tmp_path_factory.mktemp(f"server-{database.backend}"),
+                         extra_args=["--challenge-timeout", "3"])
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+_counter = itertools.count(1)
+
+
+@attrs.define
+class Accounts:
+    """Creates accounts straight through the store (the admin CLI has its own tests)."""
+
+    store: StoreCore
+    key: CredentialKey
+
+    def create(self, name: str | None = None, password: str = "hunter2", verified: bool = True,
+               prefix: str = "user") -> str:
+        handle = f"{prefix}{next(_counter)}-{secrets.token_hex(3)}@example.com"
+        self.store.create_account(handle, name or handle, self.key.seal(handle, password), verified=verified)
+        return handle
+
+
+@pytest.fixture(scope="session")
+def accounts(database: Database, key_file: Path) -> Accounts:
+    return Accounts(StoreCore(open_database(database.url)), CredentialKey.load(key_file))
