@@ -187,7 +187,8 @@ def _bin(name: str) -> str:
 class ServerProcess:
     """``twistd -n msnp6`` in a subprocess on 127.0.0.1, the way an operator runs it."""
 
-    def __init__(self, db: str, key_file: Path, workdir: Path, extra_args: Sequence[str] = ()) -> None:
+    def __init__(self, db: str | None, key_file: Path | None, workdir: Path, extra_args: Sequence[str] = ()) -> None:
+        """``db``/``key_file`` None: leave them out, so the server uses its defaults."""
         self.db = db
         self.key_file = key_file
         self.workdir = workdir
@@ -199,7 +200,9 @@ class ServerProcess:
     def command(self) -> list[str]:
         return [
             _bin("twistd"), "-n", "--pidfile=", f"--logfile={self.log_file}", "msnp6",
-            "--db", self.db, "--key-file", str(self.key_file), "--public-host", "127.0.0.1",
+            *(["--db", self.db] if self.db else []),
+            *(["--key-file", str(self.key_file)] if self.key_file else []),
+            "--public-host", "127.0.0.1",
             *(f"--{name}=tcp:{port}:interface=127.0.0.1" for name, port in self.ports.items()),
             *self.extra_args,
         ]

@@ -1,0 +1,172 @@
+"""The sans-IO wire layer: parsing, framing, names, dialects, payloads (fuzzed with hypothesis)."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from msnp6.auth import CredentialKey, challenge_answer_ok, md5_login_ok
+from msnp6.store.records import AccountRecord, ContactInfo, ListEntryRecord, SyncSnapshot
+from msnp6.wire import sync
+from msnp6.wire.dialects import SUPPORTED, negotiate
+from msnp6.wire.errors import FramingError
+from msnp6.wire.hotmail import Profile, profile_payload
+from msnp6.wire.lines import Command, format_error, format_line, format_payload, parse
+from msnp6.wire.names import decode_name, encode_name, is_valid_handle
+from msnp6.wire.payload import NS_CLIENT_PAYLOAD, SB_CLIENT_PAYLOAD, FrameDecoder
+
+
+def test_parse_liberal_forms():
+    assert parse(b"USR 3 MD5 I a@b.com \r") == Command("USR", 3, ("MD5", "I", "a@b.com"))
+    assert parse(b"PNG") == Command("PNG", None, ())
+    assert parse(b"OUT") == Command("OUT", None, ())
+    assert parse(b"VER MSNP6") == Command("VER", None, ("MSNP6",))
+    assert parse(b"SYN 99999999999 0").trid is None  # over 2^32-1 is no TrID
+    assert parse(b"") == Command("", None, ())
+
+
+def test_format():
+    assert format_line("VER", 1, "MSNP6", "CVR0") == b"VER 1 MSNP6 CVR0\r\n"
+    assert format_line("QNG", None) == b"QNG\r\n"
+    assert format_error(911, 4) == b"911 4\r\n"
+    assert format_payload("MSG", ("Hotmail", "Hotmail"), b"abc") == b"MSG Hotmail Hotmail 3\r\nabc"
+
+
+def test_decoder_reads_payloads_by_byte_count_across_chunks():
+    d = FrameDecoder(NS_CLIENT_PAYLOAD)
+    data = b"PNG\nQRY 7 msmsgs@msnmsgr.com 32\r\n" + b"a" * 32 + b"CHG 8 NLN\r\n"
+    for i in range(len(data)):
+        d.feed(data[i : i + 1])
+    assert [c.name for c in d.ready] == ["PNG", "QRY", "CHG"]
+    assert d.ready[1].payload == b"a" * 32 and d.ready[1].trid == 7
+
+
+def test_decoder_caps():
+    with pytest.raises(FramingError):
+        FrameDecoder(NS_CLIENT_PAYLOAD, max_line=100).feed(b"X" * 101)
+    with pytest.raises(FramingError):
+        FrameDecoder(SB_CLIENT_PAYLOAD, max_payload=1664).feed(b"MSG 1 N 1665\r\n")
+    with pytest.raises(FramingError):
+        FrameDecoder(NS_CLIENT_PAYLOAD).feed(b"QRY 1 id x\r\n")
+    FrameDecoder(SB_CLIENT_PAYLOAD, max_payload=1664).feed(b"MSG 1 N 1664\r\n")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=20))
+def test_decoder_never_fails_other_than_framing_error(chunks):
+    d = FrameDecoder(NS_CLIENT_PAYLOAD | SB_CLIENT_PAYLOAD, max_line=512, max_payload=1024)
+    try:
+        for chunk in chunks:
+            d.feed(chunk)
+    except FramingError:
+        return
+    for command in d.ready:
+        assert isinstance(command.name, str) and command.name
+        assert command.trid is None or 0 <= command.trid < 2**32
+    assert d.buffered <= 512 + 1024 + 600
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["PNG", "CHG", "SYN", "ADD"]), st.integers(0, 2**32 - 1),
+                          st.lists(st.text("ABCxyz09@.%", min_size=1, max_size=8), max_size=4)), max_size=10),
+       st.integers(1, 17))
+def test_decoder_roundtrips_formatted_lines_in_any_chunking(commands, step):
+    data = b"".join(format_line(n, t, *a) for n, t, a in commands)
+    d = FrameDecoder(NS_CLIENT_PAYLOAD)
+    for i in range(0, len(data), step):
+        d.feed(data[i : i + step])
+    assert [(c.name, c.trid, list(c.args)) for c in d.ready] == [(n, t, a) for n, t, a in commands]
+
+
+@given(st.text(max_size=200))
+def test_names_roundtrip_and_stay_ascii(name):
+    wire = encode_name(name)
+    assert wire.isascii() and " " not in wire and "\r" not in wire and "\n" not in wire
+    assert decode_name(wire) == name
+
+
+def test_names_examples():
+    assert encode_name("Alice A.") == "Alice%20A."
+    assert encode_name("Zoë 100%") == "Zo%C3%AB%20100%25"
+    assert decode_name("Caf%E9") == "Café"  # Latin-1 from an old client
+
+
+@pytest.mark.parametrize("handle,ok", [
+    ("alice@example.com", True), ("a.b+c@mail.example.co.uk", True), ("a@b", False), ("x@", False),
+    ("no-at", False), ("a@@b.com", False), ("a b@c.com", False), ("a" * 120 + "@example.com", False),
+])
+def test_handles(handle, ok):
+    assert is_valid_handle(handle) is ok
+
+
+def test_negotiation():
+    n = negotiate(["MSNP7", "MSNP6", "MSNP5", "MSNP4", "CVR0"])
+    assert n.echo == ("MSNP6", "MSNP5", "MSNP4", "CVR0") and n.dialect == SUPPORTED["MSNP6"]
+    assert negotiate(["MSNP5"]).echo == ("MSNP5",)
+    assert negotiate(["CVR0"]).dialect is None
+    assert negotiate(["MSNP8", "CVR0"]).dialect is None
+    assert negotiate(["msnp6", "MSNP6"]).echo == ("MSNP6",)
+
+
+def test_profile_matches_the_reference_example_byte_for_byte():
+    payload = profile_payload(Profile(login_time=1041379200, email_enabled=True, member_id=42,
+                                      preferred_email="alice@example.com", mspauth="7d2f0c8e51b94a36$$",
+                                      country="US"))
+    assert len(payload) == 348
+    assert payload.startswith(b"MIME-Version: 1.0\r\nContent-Type: text/x-msmsgsprofile; charset=UTF-8\r\n"
+                              b"LoginTime: 1041379200\r\nEmailEnabled: 1\r\nMemberIdHigh: 0\r\nMemberIdLow: 42\r\n")
+    assert payload.endswith(b"Flags: 1027\r\nsid: 507\r\nkv: 2\r\nMSPAuth: 7d2f0c8e51b94a36$$\r\n\r\n")
+
+
+def test_reference_vectors():
+    # dispatch-and-switchboard.md 3 and versions.md 4.
+    assert md5_login_ok("mypassword", "1013928519.693957190", "6f3963009fc8a9d2b2ff137da0905c55")
+    assert md5_login_ok("mypassword", "1013928519.693957190", "6F3963009FC8A9D2B2FF137DA0905C55")
+    assert not md5_login_ok("other", "1013928519.693957190", "6f3963009fc8a9d2b2ff137da0905c55")
+    assert challenge_answer_ok("msmsgs@msnmsgr.com", ("11111111111111111111",), b"3b6666b60157322b6fc6e41a115968f5")
+
+
+def test_sealing_binds_the_handle(tmp_path):
+    key = CredentialKey.load(tmp_path / "k", create=True)
+    blob = key.seal("a@example.com", "pw")
+    assert b"pw" not in blob and key.unseal("a@example.com", blob) == "pw"
+    assert key.seal("a@example.com", "pw") != blob  # fresh nonce
+
+
+def _account(**kw) -> AccountRecord:
+    base = dict(id=1, handle="alice@example.com", friendly_name="Alice", verified=True, list_version=12,
+                blp="AL", gtc="A", phone_home=None, phone_work=None, phone_mobile="555%200100",
+                mobile_allowed=False, mobile_enabled=False, email_enabled=False, credential=b"")
+    base.update(kw)
+    return AccountRecord(**base)
+
+
+def test_sync_dump_matches_the_reference_example():
+    lists = {
+        "FL": [ListEntryRecord("FL", "bob@example.com", "Bob B."), ListEntryRecord("FL", "carol@example.com", "carol@example.com")],
+        "AL": [ListEntryRecord("AL", "bob@example.com", "Bob B."), ListEntryRecord("AL", "carol@example.com", "carol@example.com")],
+        "BL": [],
+        "RL": [ListEntryRecord("RL", "bob@example.com", "Bob B.")],
+    }
+    contacts = {"bob@example.com": ContactInfo("bob@example.com", None, None, None, False, True)}
+    lines = sync.dump(5, SyncSnapshot(_account(), lists, contacts), SUPPORTED["MSNP6"])
+    assert b"".join(lines).decode().split("\r\n")[:-1] == [
+        "SYN 5 12", "GTC 5 12 A", "BLP 5 12 AL", "PRP 5 12 PHH", "PRP 5 12 PHW", "PRP 5 12 PHM 555%200100",
+        "PRP 5 12 MOB N", "PRP 5 12 MBE N",
+        "LST 5 FL 12 1 2 bob@example.com Bob%20B.",
+        "BPR 12 bob@example.com PHH", "BPR 12 bob@example.com PHW", "BPR 12 bob@example.com PHM",
+        "BPR 12 bob@example.com MOB N",
+        "LST 5 FL 12 2 2 carol@example.com carol@example.com",
+        "BPR 12 carol@example.com PHH", "BPR 12 carol@example.com PHW", "BPR 12 carol@example.com PHM",
+        "BPR 12 carol@example.com MOB N",
+        "LST 5 AL 12 1 2 bob@example.com Bob%20B.", "LST 5 AL 12 2 2 carol@example.com carol@example.com",
+        "LST 5 BL 12 0 0", "LST 5 RL 12 1 1 bob@example.com Bob%20B.",
+    ]
+
+
+def test_sync_dump_for_msnp4_has_no_phone_lines():
+    lists = {"FL": [ListEntryRecord("FL", "bob@example.com", "Bob")], "AL": [], "BL": [], "RL": []}
+    lines = sync.dump(2, SyncSnapshot(_account(list_version=3), lists, {}), SUPPORTED["MSNP4"])
+    assert [l.decode().strip() for l in lines] == [
+        "SYN 2 3", "GTC 2 3 A", "BLP 2 3 AL", "LST 2 FL 3 1 1 bob@example.com Bob",
+        "LST 2 AL 3 0 0", "LST 2 BL 3 0 0", "LST 2 RL 3 0 0"]
