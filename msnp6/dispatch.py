@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.protocol import Factory
 
 from .framing import Handler, MsnpConnection
 from .negotiation import handle_cvr_before_login, handle_inf, handle_ver, login_handle, require_version
@@ -52,10 +51,3 @@ _HANDLERS: dict[str, Handler] = {
     "OUT": DispatchProtocol.handle_out,
 }
 
-
-class DispatchFactory(Factory):
-    def __init__(self, realm: Any) -> None:
-        self.realm = realm
-
-    def buildProtocol(self, addr: Any) -> DispatchProtocol:
-        return DispatchProtocol(self.realm)

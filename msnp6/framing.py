@@ -11,7 +11,7 @@ from typing import Any, Callable, ClassVar, Iterable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -189,3 +189,14 @@ class MsnpConnection(Protocol):
         self.log.info("conn {conn} {service} {peer}: no login in time, closing",
                       conn=self.conn_id, service=self.service, peer=self.peer)
         self.close()
+
+
+class RealmFactory(Factory):
+    """Builds connections of one MsnpConnection subclass, all sharing the realm."""
+
+    def __init__(self, protocol_class: type[MsnpConnection], realm: Any) -> None:
+        self.protocol_class = protocol_class
+        self.realm = realm
+
+    def buildProtocol(self, addr: Any) -> MsnpConnection:
+        return self.protocol_class(self.realm)

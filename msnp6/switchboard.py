@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.protocol import Factory
 
 from .framing import Handler, MsnpConnection
 from .wire.errors import Disconnect, ErrorCode, ProtocolError
@@ -52,10 +51,3 @@ _LOGIN: dict[str, Handler] = {
     "OUT": lambda conn, command: conn.close(),
 }
 
-
-class SwitchboardFactory(Factory):
-    def __init__(self, realm: Any) -> None:
-        self.realm = realm
-
-    def buildProtocol(self, addr: Any) -> SwitchboardProtocol:
-        return SwitchboardProtocol(self.realm)

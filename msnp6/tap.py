@@ -14,12 +14,13 @@ from twisted.python import usage
 
 from .auth import CredentialKey, CredentialKeyError
 from .core.realm import Config, Realm
-from .dispatch import DispatchFactory
-from .notification import NotificationFactory
+from .dispatch import DispatchProtocol
+from .framing import RealmFactory
+from .notification import NotificationProtocol
 from .paths import default_db_url, default_key_file
 from .store.schema import SchemaNotAtHead, open_database
 from .store.store import Store
-from .switchboard import SwitchboardFactory
+from .switchboard import SwitchboardProtocol
 
 log = Logger()
 
@@ -124,10 +125,6 @@ def makeService(options: Options) -> service.MultiService:
     top = service.MultiService()
     # Children stop in reverse order: listeners first, the store last.
     StoreService(realm.store).setServiceParent(top)
-    for name, factory in (
-        ("ds", DispatchFactory(realm)),
-        ("ns", NotificationFactory(realm)),
-        ("sb", SwitchboardFactory(realm)),
-    ):
-        ListenerService(name, options[name], factory, realm, reactor).setServiceParent(top)
+    for name, protocol_class in (("ds", DispatchProtocol), ("ns", NotificationProtocol), ("sb", SwitchboardProtocol)):
+        ListenerService(name, options[name], RealmFactory(protocol_class, realm), realm, reactor).setServiceParent(top)
     return top

@@ -150,16 +150,26 @@ class MsnpClient:
         self.send(f"INF {t}")
         self.expect(f"INF {t} MD5")
 
-    def login(self, handle: str, password: str, versions: str = "MSNP6 MSNP5 MSNP4 CVR0") -> Reply:
-        """VER/INF/USR I/USR S on a notification server; returns the profile MSG."""
-        self.negotiate(versions)
+    def request_salt(self, handle: str) -> str:
+        """``USR t MD5 I handle``; returns the salt of the ``USR t MD5 S salt`` reply."""
         t = self.next_trid()
         self.send(f"USR {t} MD5 I {handle}")
-        salt = self.recv().words
-        assert salt[:4] == ["USR", str(t), "MD5", "S"], salt
+        words = self.recv().words
+        assert words[:4] == ["USR", str(t), "MD5", "S"] and len(words) == 5, words
+        return words[4]
+
+    def attempt(self, handle: str, password: str, versions: str | None = "MSNP6 MSNP5 MSNP4 CVR0") -> tuple[int, Reply]:
+        """(VER/INF,) USR I, USR S; returns the USR S TrID and the server's answer to it."""
+        if versions:
+            self.negotiate(versions)
+        salt = self.request_salt(handle)
         t = self.next_trid()
-        self.send(f"USR {t} MD5 S {md5_hex(salt[4] + password)}")
-        ok = self.recv()
+        self.send(f"USR {t} MD5 S {md5_hex(salt + password)}")
+        return t, self.recv()
+
+    def login(self, handle: str, password: str, versions: str = "MSNP6 MSNP5 MSNP4 CVR0") -> Reply:
+        """VER/INF/USR I/USR S on a notification server; returns the profile MSG."""
+        t, ok = self.attempt(handle, password, versions)
         assert ok.words[:4] == ["USR", str(t), "OK", handle], ok.line
         profile = self.recv()
         assert profile.line.startswith("MSG Hotmail Hotmail "), profile.line

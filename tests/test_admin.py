@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import secrets
 
-from msnp6.testing import md5_hex, run_admin
+from msnp6.testing import run_admin
 
 
 def _handle() -> str:
@@ -17,11 +17,7 @@ def test_user_lifecycle(server, database, key_file):
     r = run("user", "add", handle, "--name", "Carol C.", stdin="first-pass\n")
     assert r.returncode == 0, r.stderr
     with server.client() as c:
-        c.negotiate()
-        c.send(f"USR 3 MD5 I {handle}")
-        salt = c.recv().words[4]
-        c.send(f"USR 4 MD5 S {md5_hex(salt + 'first-pass')}")
-        c.expect(f"USR 4 OK {handle} Carol%20C. 1")
+        assert c.attempt(handle, "first-pass")[1].line == f"USR 4 OK {handle} Carol%20C. 1"
 
     listed = run("user", "list").stdout
     assert f"{handle}\tCarol%20C.\tverified\tversion 0" in listed.splitlines()
@@ -29,22 +25,14 @@ def test_user_lifecycle(server, database, key_file):
     assert run("user", "passwd", handle, stdin="second-pass\n").returncode == 0
     assert run("user", "unverify", handle).returncode == 0
     with server.client() as c:
-        c.negotiate()
-        c.send(f"USR 3 MD5 I {handle}")
-        salt = c.recv().words[4]
-        c.send(f"USR 4 MD5 S {md5_hex(salt + 'second-pass')}")
-        c.expect(f"USR 4 OK {handle} Carol%20C. 0")
+        assert c.attempt(handle, "second-pass")[1].line == f"USR 4 OK {handle} Carol%20C. 0"
     assert run("user", "verify", handle).returncode == 0
     assert f"{handle}\tCarol%20C.\tverified" in run("user", "list").stdout
 
     assert run("user", "delete", handle).returncode == 0
     assert handle not in run("user", "list").stdout
     with server.client() as c:
-        c.negotiate()
-        c.send(f"USR 3 MD5 I {handle}")
-        salt = c.recv().words[4]
-        c.send(f"USR 4 MD5 S {md5_hex(salt + 'second-pass')}")
-        c.expect("911 4")
+        assert c.attempt(handle, "second-pass")[1].line == "911 4"
 
 
 def test_clear_errors(database, key_file):

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import text
 
 from msnp6.auth import CredentialKey, SealedWithOtherKey
-from msnp6.testing import md5_hex
 
 PASSWORD = "correct horse battery"
 
@@ -45,11 +44,7 @@ def test_database_holds_nothing_that_logs_in_without_the_key(server, accounts, t
 
     # Someone holding the dump tries the values it contains as the MD5 login answer.
     with server.client() as c:
-        c.negotiate()
-        c.send(f"USR 3 MD5 I {handle}")
-        salt = c.recv().words[4]
-        c.send(f"USR 4 MD5 S {md5_hex(salt + account.credential.hex())}")
-        c.expect("911 4")
+        assert c.attempt(handle, account.credential.hex())[1].line == "911 4"
         c.expect_closed()
 
 

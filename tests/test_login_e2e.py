@@ -82,21 +82,13 @@ def test_syn_with_current_version_answers_only_syn(server, accounts):
 def test_unverified_account_gets_verified_bit_zero(server, accounts):
     handle = accounts.create(verified=False)
     with server.client() as c:
-        c.negotiate()
-        c.send(f"USR 3 MD5 I {handle}")
-        salt = c.recv().words[4]
-        c.send(f"USR 4 MD5 S {md5_hex(salt + 'hunter2')}")
-        c.expect(f"USR 4 OK {handle} {handle} 0")
+        assert c.attempt(handle, "hunter2")[1].line == f"USR 4 OK {handle} {handle} 0"
 
 
 def test_msnp5_client_gets_no_verified_bit_and_no_challenge(server, accounts):
     handle = accounts.create(name="Old")
     with server.client() as c:
-        c.negotiate("MSNP5 MSNP4 CVR0")
-        c.send(f"USR 3 MD5 I {handle}")
-        salt = c.recv().words[4]
-        c.send(f"USR 4 MD5 S {md5_hex(salt + 'hunter2')}")
-        c.expect(f"USR 4 OK {handle} Old")
+        assert c.attempt(handle, "hunter2", "MSNP5 MSNP4 CVR0")[1].line == f"USR 4 OK {handle} Old"
         c.recv()  # profile
         c.send("CHG 5 NLN")
         c.expect("CHG 5 NLN")
@@ -124,21 +116,15 @@ def test_ver_matching_is_case_insensitive(server):
 def test_wrong_password_gets_911_and_close(server, accounts):
     handle = accounts.create(password="right")
     with server.client() as c:
-        c.negotiate()
-        c.send(f"USR 3 MD5 I {handle}")
-        salt = c.recv().words[4]
-        c.send(f"USR 4 MD5 S {md5_hex(salt + 'wrong')}")
-        c.expect("911 4")
+        assert c.attempt(handle, "wrong")[1].line == "911 4"
         c.expect_closed()
 
 
 def test_unknown_account_gets_a_real_looking_salt_then_911(server):
     with server.client() as c:
         c.negotiate()
-        c.send("USR 3 MD5 I nobody-here@example.com")
-        words = c.recv().words
-        assert words[:4] == ["USR", "3", "MD5", "S"] and SALT.match(words[4])
-        c.send(f"USR 4 MD5 S {md5_hex(words[4] + 'guess')}")
+        assert SALT.match(c.request_salt("nobody-here@example.com"))
+        c.send("USR 4 MD5 S 0123456789abcdef0123456789abcdef")
         c.expect("911 4")
         c.expect_closed()
 
@@ -318,15 +304,13 @@ def test_replayed_login_answer_is_refused(server, accounts):
     handle = accounts.create()
     with server.client() as c:
         c.negotiate()
-        c.send(f"USR 3 MD5 I {handle}")
-        salt = c.recv().words[4]
+        salt = c.request_salt(handle)
         answer = md5_hex(salt + "hunter2")
         c.send(f"USR 4 MD5 S {answer}")
         c.expect(f"USR 4 OK {handle} {handle} 1")
     with server.client() as c:
         c.negotiate()
-        c.send(f"USR 3 MD5 I {handle}")
-        assert c.recv().words[4] != salt  # a fresh salt every time
+        assert c.request_salt(handle) != salt  # a fresh salt every time
         c.send(f"USR 4 MD5 S {answer}")
         c.expect("911 4")
 
@@ -335,17 +319,9 @@ def test_repeated_failures_lock_the_account_for_a_while(server, accounts):
     handle = accounts.create()
     for _ in range(10):
         with server.client() as c:
-            c.negotiate()
-            c.send(f"USR 3 MD5 I {handle}")
-            c.recv()
-            c.send("USR 4 MD5 S 00000000000000000000000000000000")
-            c.expect("911 4")
+            assert c.attempt(handle, "wrong")[1].line == "911 4"
     with server.client() as c:  # even the right password is refused now
-        c.negotiate()
-        c.send(f"USR 3 MD5 I {handle}")
-        salt = c.recv().words[4]
-        c.send(f"USR 4 MD5 S {md5_hex(salt + 'hunter2')}")
-        c.expect("911 4")
+        assert c.attempt(handle, "hunter2")[1].line == "911 4"
 
 
 def test_bare_lf_and_trailing_spaces_are_accepted(server, accounts):

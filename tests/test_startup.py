@@ -57,8 +57,7 @@ def test_trace_logs_lines_but_never_secrets(tmp_path, key_file, database, accoun
     try:
         with proc.client() as c:
             c.negotiate()
-            c.send(f"USR 3 MD5 I {handle}")
-            salt = c.recv().words[4]
+            salt = c.request_salt(handle)
             answer = md5_hex(salt + "s3cret-pw")
             c.send(f"USR 4 MD5 S {answer}")
             c.recv(), c.recv()

@@ -1,4 +1,4 @@
 """Notification server: login, lists, presence, challenges and the service commands."""
-from .protocol import NotificationFactory, NotificationProtocol
+from .protocol import NotificationProtocol
 
-__all__ = ["NotificationFactory", "NotificationProtocol"]
+__all__ = ["NotificationProtocol"]

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from ..framing import Handler, MsnpConnection
@@ -91,10 +90,3 @@ AUTHENTICATED: dict[str, Handler] = {
     "INF": extras.handle_inf_again,
 }
 
-
-class NotificationFactory(Factory):
-    def __init__(self, realm: Any) -> None:
-        self.realm = realm
-
-    def buildProtocol(self, addr: Any) -> NotificationProtocol:
-        return NotificationProtocol(self.realm)
