@@ -57,6 +57,9 @@ class MsnpClient:
         self.timeout = timeout
         self._buf = b""
         self.trid = 0
+        #: Answer CHL by itself and hide the CHL/QRY exchange from ``recv`` (for presence tests).
+        self.auto_challenge = False
+        self._challenge_trids: set[str] = set()
 
     def next_trid(self) -> int:
         self.trid += 1
@@ -89,6 +92,18 @@ class MsnpClient:
         self._buf += data
 
     def recv(self, timeout: float | None = None) -> Reply:
+        while True:
+            reply = self._recv_one(timeout)
+            if self.auto_challenge and reply.name == "CHL":
+                t = self.next_trid()
+                self._challenge_trids.add(str(t))
+                self.send(f"QRY {t} {CHALLENGE_ID} 32", md5_hex(reply.words[2] + CHALLENGE_KEY).encode())
+            elif self.auto_challenge and reply.name == "QRY" and reply.words[1] in self._challenge_trids:
+                self._challenge_trids.discard(reply.words[1])
+            else:
+                return reply
+
+    def _recv_one(self, timeout: float | None) -> Reply:
         while b"\r\n" not in self._buf:
             self._fill(timeout)
         raw, self._buf = self._buf.split(b"\r\n", 1)
@@ -174,6 +189,32 @@ class MsnpClient:
         profile = self.recv()
         assert profile.line.startswith("MSG Hotmail Hotmail "), profile.line
         return profile
+
+    def sync(self, version: int = 0) -> list[Reply]:
+        """``SYN t version``; returns every line of the answer (it ends with the last RL line)."""
+        t = self.next_trid()
+        self.send(f"SYN {t} {version}")
+        first = self.expect_prefix(f"SYN {t} ")
+        if int(first.words[2]) == version and version:
+            return [first]
+        return [first] + self.recv_until(lambda r: r.words[:3] == ["LST", str(t), "RL"] and r.words[4] == r.words[5])
+
+    def expect_prefix(self, prefix: str) -> Reply:
+        reply = self.recv()
+        assert reply.line.startswith(prefix), f"expected {prefix!r}..., got {reply.line!r}"
+        return reply
+
+    def fence(self) -> list[str]:
+        """Lines that arrive before the answer to a PNG sent now (nothing pending is lost)."""
+        self.send("PNG")
+        return [r.line for r in self.recv_until(lambda r: r.line == "QNG")][:-1]
+
+    def command(self, line: str) -> tuple[int, list[str]]:
+        """Send ``line`` with a fresh TrID in place of ``{t}``; return the TrID and the lines up to
+        a fence, so the answer and everything it caused on this connection are read."""
+        t = self.next_trid()
+        self.send(line.format(t=t))
+        return t, self.fence()
 
     def answer_challenge(self, chl: Reply) -> None:
         assert chl.name == "CHL", chl.line

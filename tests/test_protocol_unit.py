@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
@@ -109,8 +110,8 @@ def test_store_failure_answers_500_and_keeps_the_connection(realm):
     def broken(*args):
         raise RuntimeError("database went away")
 
-    realm.store.core.get_snapshot = broken
-    ns.dataReceived(b"SYN 5 0\r\nPNG\r\n")
+    realm.store.core.add_entry = broken
+    ns.dataReceived(b"ADD 5 FL bob@example.com bob@example.com\r\nPNG\r\n")
     assert lines(t) == ["500 5", "QNG", ""]
     assert not t.disconnecting
 
@@ -122,3 +123,35 @@ def test_second_login_replaces_the_first_in_the_registry(realm):
     assert realm.sessions.get("alice@example.com") is second
     first.connectionLost(None)
     assert realm.sessions.get("alice@example.com") is second
+
+
+def test_full_list_gets_210(realm):
+    realm.config.list_limits = {"FL": 2, "AL": 1, "BL": 1}
+    for handle in ("b@example.com", "c@example.com", "d@example.com"):
+        realm.store.core.create_account(handle, handle, realm.key.seal(handle, "pw"))
+    ns, t = login(realm)
+    ns.dataReceived(b"ADD 5 FL b@example.com b\r\nADD 6 FL c@example.com c\r\nADD 7 FL d@example.com d\r\n"
+                    b"ADD 8 AL b@example.com b\r\nADD 9 AL c@example.com c\r\n")
+    assert [l for l in lines(t) if l[:3] != "BPR"] == [
+        "ADD 5 FL 1 b@example.com b", "ADD 6 FL 2 c@example.com c", "210 7", "ADD 8 AL 3 b@example.com b", "210 9", ""]
+
+
+def test_changes_made_while_the_lists_load_are_applied_on_top(realm):
+    """A session is registered before its lists are loaded; what others change meanwhile is
+    queued and applied only when newer than the load."""
+    ns = NotificationProtocol(realm)
+    t = connect(ns)
+    ns.dataReceived(b"VER 1 MSNP6 CVR0\r\nINF 2\r\nUSR 3 MD5 I alice@example.com\r\n")
+    salt = lines(t)[2].split()[4]
+    snapshot = realm.store.core.get_snapshot(1)  # loaded at version 0 ...
+    pending: Deferred = Deferred()
+    realm.store.get_snapshot = lambda account_id: pending  # ... but delivered only later
+    ns.dataReceived(f"USR 4 MD5 S {md5_hex(salt + 'pw')}\r\n".encode())
+    assert realm.sessions.get("alice@example.com") is ns and ns.state is None
+    ns.deliver(b"ADD 0 RL 0 old@example.com old\r\n", 0, lambda s: s.lists["RL"].__setitem__("old@example.com", "old"))
+    ns.deliver(b"ADD 0 RL 1 new@example.com new\r\n", 1, lambda s: s.lists["RL"].__setitem__("new@example.com", "new"))
+    assert lines(t) == [""]
+    pending.callback(snapshot)
+    out = lines(t)
+    assert out[0] == "USR 4 OK alice@example.com Alice 1" and out[-2] == "ADD 0 RL 1 new@example.com new"
+    assert "old@example.com" not in ns.state.lists["RL"] and ns.state.version == 1

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from msnp6.auth import CredentialKey, challenge_answer_ok, md5_login_ok
-from msnp6.store.records import AccountRecord, ContactInfo, ListEntryRecord, SyncSnapshot
+from msnp6.store.records import ContactInfo
 from msnp6.wire import sync
 from msnp6.wire.dialects import SUPPORTED, negotiate
 from msnp6.wire.errors import FramingError
@@ -133,23 +133,20 @@ def test_sealing_binds_the_handle(tmp_path):
     assert key.seal("a@example.com", "pw") != blob  # fresh nonce
 
 
-def _account(**kw) -> AccountRecord:
-    base = dict(id=1, handle="alice@example.com", friendly_name="Alice", verified=True, list_version=12,
-                blp="AL", gtc="A", phone_home=None, phone_work=None, phone_mobile="555%200100",
-                mobile_allowed=False, mobile_enabled=False, email_enabled=False, credential=b"")
-    base.update(kw)
-    return AccountRecord(**base)
+def _listing(lists, contacts=None, version=12, phm=None) -> sync.Listing:
+    return sync.Listing(version=version, gtc="A", blp="AL", phones={"PHH": None, "PHW": None, "PHM": phm},
+                        mobile_allowed=False, mobile_enabled=False, lists=lists, contacts=contacts or {})
 
 
 def test_sync_dump_matches_the_reference_example():
     lists = {
-        "FL": [ListEntryRecord("FL", "bob@example.com", "Bob B."), ListEntryRecord("FL", "carol@example.com", "carol@example.com")],
-        "AL": [ListEntryRecord("AL", "bob@example.com", "Bob B."), ListEntryRecord("AL", "carol@example.com", "carol@example.com")],
-        "BL": [],
-        "RL": [ListEntryRecord("RL", "bob@example.com", "Bob B.")],
+        "FL": {"bob@example.com": "Bob B.", "carol@example.com": "carol@example.com"},
+        "AL": {"bob@example.com": "Bob B.", "carol@example.com": "carol@example.com"},
+        "BL": {},
+        "RL": {"bob@example.com": "Bob B."},
     }
     contacts = {"bob@example.com": ContactInfo("bob@example.com", None, None, None, False, True)}
-    lines = sync.dump(5, SyncSnapshot(_account(), lists, contacts), SUPPORTED["MSNP6"])
+    lines = sync.dump(5, _listing(lists, contacts, phm="555%200100"), SUPPORTED["MSNP6"])
     assert b"".join(lines).decode().split("\r\n")[:-1] == [
         "SYN 5 12", "GTC 5 12 A", "BLP 5 12 AL", "PRP 5 12 PHH", "PRP 5 12 PHW", "PRP 5 12 PHM 555%200100",
         "PRP 5 12 MOB N", "PRP 5 12 MBE N",
@@ -165,8 +162,8 @@ def test_sync_dump_matches_the_reference_example():
 
 
 def test_sync_dump_for_msnp4_has_no_phone_lines():
-    lists = {"FL": [ListEntryRecord("FL", "bob@example.com", "Bob")], "AL": [], "BL": [], "RL": []}
-    lines = sync.dump(2, SyncSnapshot(_account(list_version=3), lists, {}), SUPPORTED["MSNP4"])
+    lists = {"FL": {"bob@example.com": "Bob"}, "AL": {}, "BL": {}, "RL": {}}
+    lines = sync.dump(2, _listing(lists, version=3), SUPPORTED["MSNP4"])
     assert [l.decode().strip() for l in lines] == [
         "SYN 2 3", "GTC 2 3 A", "BLP 2 3 AL", "LST 2 FL 3 1 1 bob@example.com Bob",
         "LST 2 AL 3 0 0", "LST 2 BL 3 0 0", "LST 2 RL 3 0 0"]

@@ -29,6 +29,12 @@ class Config:
     failure_limit: int = 10
     address_failure_limit: int = 100
     failure_window: float = 300.0
+    #: Most entries per list (notification.md 1.3: FL was 150 in 2003, 600 by 2005; AL and
+    #: BL must hold everyone who adds you when GTC is N).
+    list_limits: dict[str, int] = attrs.field(factory=lambda: {"FL": 600, "AL": 1000, "BL": 1000})
+    #: Own renames allowed per ``rename_window`` seconds before 800.
+    rename_limit: int = 5
+    rename_window: float = 30.0
     #: Base of the web links the server hands out (CVR download page, URL services).
     web_base_url: str = ""
 

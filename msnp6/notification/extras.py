@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 from ..wire.errors import Disconnect, ErrorCode, ProtocolError
 from ..wire.lines import Command
+from .presence import go_offline
 
 if TYPE_CHECKING:
     from .protocol import NotificationProtocol
@@ -15,6 +16,7 @@ def handle_png(conn: "NotificationProtocol", command: Command) -> None:
 
 
 def handle_out(conn: "NotificationProtocol", command: Command) -> None:
+    go_offline(conn)
     conn.send("OUT", None)
     conn.close()
 

@@ -7,14 +7,16 @@ from typing import TYPE_CHECKING
 from cryptography.exceptions import InvalidTag
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ..auth import SealedWithOtherKey, md5_login_ok, new_salt
 from ..negotiation import login_handle, require_version
-from ..store.records import AccountRecord
+from ..store.records import AccountRecord, SyncSnapshot
 from ..wire.errors import Disconnect, ErrorCode, ProtocolError
 from ..wire.hotmail import Profile, profile_payload
 from ..wire.lines import Command
 from ..wire.names import encode_name
+from .state import SessionState
 
 if TYPE_CHECKING:
     from .protocol import NotificationProtocol
@@ -34,8 +36,7 @@ def handle_usr(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     if stage == "S":
         if conn.login_handle is None:
             raise ProtocolError(ErrorCode.NOT_EXPECTED, close=True)
-        _usr_response(conn, command)
-        return None
+        return _usr_response(conn, command)
     raise Disconnect(f"USR MD5 {stage!r}")
 
 
@@ -52,7 +53,7 @@ def _usr_initial(conn: "NotificationProtocol", command: Command) -> "Deferred[No
     return conn.realm.store.get_account(handle).addCallback(found)
 
 
-def _usr_response(conn: "NotificationProtocol", command: Command) -> None:
+def _usr_response(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
     if len(command.args) != 3:
         raise Disconnect("USR MD5 S with the wrong number of parameters")
     handle, answer = conn.login_handle, command.args[2]
@@ -67,7 +68,7 @@ def _usr_response(conn: "NotificationProtocol", command: Command) -> None:
         realm.address_failures.record(address)
         log.info("login failed for {handle} from {peer}", handle=handle, peer=conn.peer)
         raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
-    _complete_login(conn, command, account)
+    return _complete_login(conn, command, account)
 
 
 def _password_ok(conn: "NotificationProtocol", account: AccountRecord, answer: str) -> bool:
@@ -81,34 +82,40 @@ def _password_ok(conn: "NotificationProtocol", account: AccountRecord, answer: s
     return md5_login_ok(password, conn.salt, answer)
 
 
-def _complete_login(conn: "NotificationProtocol", command: Command, account: AccountRecord) -> None:
+def _complete_login(conn: "NotificationProtocol", command: Command, account: AccountRecord) -> "Deferred[None]":
+    """Register the session first, then load its lists: changes made by others in between are
+    queued on the connection and applied on top when their version is newer than the load."""
     realm = conn.realm
     conn.cancel_login_deadline()
-    conn.account = account
     conn.handle = account.handle
     conn.salt = None
     conn.pending_account = None
-    conn.mspauth = secrets.token_hex(16) + "$$"
-    conn.login_time = int(realm.clock.seconds())
     previous = realm.sessions.add(account.handle, conn)
     if previous is not None:
         previous.sign_out("OTH")
-    assert conn.dialect is not None
-    ok = ["OK", account.handle, encode_name(account.friendly_name)]
-    if conn.dialect.verified_flag:
-        ok.append("1" if account.verified else "0")
-    conn.send("USR", command.trid, *ok)
-    conn.send_payload(
-        "MSG",
-        ("Hotmail", "Hotmail"),
-        profile_payload(
-            Profile(
-                login_time=conn.login_time,
-                email_enabled=account.email_enabled,
-                member_id=account.id,
-                preferred_email=account.handle,
-                mspauth=conn.mspauth,
-            )
-        ),
-    )
-    conn.logged_in()
+
+    def loaded(snapshot: SyncSnapshot | None) -> None:
+        if snapshot is None:
+            raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)  # deleted meanwhile
+        state = SessionState.from_snapshot(snapshot)
+        conn.mspauth = secrets.token_hex(16) + "$$"
+        conn.login_time = int(realm.clock.seconds())
+        assert conn.dialect is not None
+        ok = ["OK", state.handle, encode_name(state.name)]
+        if conn.dialect.verified_flag:
+            ok.append("1" if state.verified else "0")
+        conn.send("USR", command.trid, *ok)
+        conn.send_payload("MSG", ("Hotmail", "Hotmail"), profile_payload(Profile(
+            login_time=conn.login_time, email_enabled=state.email_enabled, member_id=account.id,
+            preferred_email=state.handle, mspauth=conn.mspauth)))
+        conn.logged_in(account.id, state)
+
+    def failed(failure: Failure) -> Failure:
+        realm.sessions.remove(account.handle, conn)
+        conn.handle = None
+        if not failure.check(ProtocolError):
+            log.failure("loading the lists of {handle} failed", failure, handle=account.handle)
+            return Failure(ProtocolError(ErrorCode.INTERNAL_SERVER_ERROR, close=True))
+        return failure
+
+    return realm.store.get_snapshot(account.id).addCallbacks(loaded, failed)

@@ -1,13 +1,15 @@
 """The notification-server connection: its state and its handler tables."""
 from __future__ import annotations
 
-from typing import Any
+from collections import deque
+from typing import Any, Callable
 
 from twisted.logger import Logger
 
 from ..framing import Handler, MsnpConnection
 from ..negotiation import handle_cvr_before_login, handle_inf, handle_ver
 from ..store.records import AccountRecord
+from .state import SessionState
 from ..wire.dialects import Dialect
 from ..wire.errors import ErrorCode, ProtocolError
 from ..wire.lines import Command
@@ -28,19 +30,26 @@ class NotificationProtocol(MsnpConnection):
         self.login_handle: str | None = None
         self.salt: str | None = None
         self.pending_account: AccountRecord | None = None
-        # After USR OK.
-        self.authenticated = False
-        self.account: AccountRecord | None = None  # type: ignore[assignment]
+        # From the successful USR S on (the session is registered before its lists are loaded).
         self.handle: str | None = None
+        self.account_id = 0
+        #: In-memory lists and settings; None until loaded (then USR OK goes out).
+        self.state: SessionState | None = None
+        self._queued: list[tuple[bytes, int | None, Callable[[SessionState], None] | None]] = []
         self.mspauth = ""
         self.login_time = 0
         self.synced = False
+        self.renames: deque[float] = deque()
         #: None until the first CHG: the user counts as offline until then.
         self.status: str | None = None
         self.challenges = challenges.ChallengeState(self)
 
+    @property
+    def authenticated(self) -> bool:
+        return self.state is not None
+
     def handlers(self) -> dict[str, Handler]:
-        return AUTHENTICATED if self.authenticated else LOGIN_STAGE
+        return AUTHENTICATED if self.state is not None else LOGIN_STAGE
 
     def unknown_command(self, command: Command) -> None:
         if not self.authenticated:
@@ -56,16 +65,40 @@ class NotificationProtocol(MsnpConnection):
             return f"QRY {command.trid} {command.arg(0)} <answer hidden>"
         return super().redact(command)
 
-    def logged_in(self) -> None:
-        self.authenticated = True
+    def logged_in(self, account_id: int, state: SessionState) -> None:
+        self.account_id = account_id
+        self.state = state
+        queued, self._queued = self._queued, []
+        for line, version, apply in queued:
+            self.deliver(line, version, apply)
+
+    def deliver(
+        self, line: bytes, version: int | None = None, apply: Callable[[SessionState], None] | None = None
+    ) -> None:
+        """A push caused by someone else. ``version``: the list version the change gave this
+        account (skipped when the loaded lists already include it); ``apply`` updates memory."""
+        state = self.state
+        if state is None:
+            if self.handle is not None:  # registered, lists still loading
+                self._queued.append((line, version, apply))
+            return
+        if version is not None:
+            if version <= state.version:
+                return
+            state.version = version
+        if apply is not None:
+            apply(state)
+        self.write(line)
 
     def sign_out(self, reason: str) -> None:
         """Server-initiated end: ``OUT OTH`` (logged in elsewhere) or ``OUT SSD`` (shutdown)."""
+        presence.go_offline(self)
         self.send("OUT", None, reason)
         self.close()
 
     def on_connection_lost(self) -> None:
         self.challenges.stop()
+        presence.go_offline(self)
         if self.handle is not None:
             self.realm.sessions.remove(self.handle, self)
 
@@ -80,6 +113,13 @@ LOGIN_STAGE: dict[str, Handler] = {
 
 AUTHENTICATED: dict[str, Handler] = {
     "SYN": lists.handle_syn,
+    "LST": lists.handle_lst,
+    "ADD": lists.handle_add,
+    "REM": lists.handle_rem,
+    "BLP": lists.handle_blp,
+    "GTC": lists.handle_gtc,
+    "REA": lists.handle_rea,
+    "PRP": lists.handle_prp,
     "CHG": presence.handle_chg,
     "QRY": challenges.handle_qry,
     "PNG": extras.handle_png,

@@ -1,5 +1,5 @@
 """Accounts and contact lists in SQL (SQLAlchemy 2; schema by Alembic)."""
 from .records import AccountRecord, ListEntryRecord
-from .store import DuplicateHandle, Store, StoreCore
+from .store import DuplicateHandle, ListChange, ListRefused, Store, StoreCore
 
-__all__ = ["AccountRecord", "ListEntryRecord", "DuplicateHandle", "Store", "StoreCore"]
+__all__ = ["AccountRecord", "ListEntryRecord", "DuplicateHandle", "ListChange", "ListRefused", "Store", "StoreCore"]

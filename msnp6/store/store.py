@@ -8,12 +8,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Callable, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
+import attrs
+from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from ..wire.errors import ErrorCode
 from .engine import is_sqlite
 from .models import accounts, list_entries
 from ..core.visibility import allows
@@ -24,6 +26,24 @@ T = TypeVar("T")
 
 class DuplicateHandle(Exception):
     pass
+
+
+class ListRefused(Exception):
+    """A list or settings change the protocol refuses; ``code`` is the MSNP error to answer."""
+
+    def __init__(self, code: ErrorCode) -> None:
+        super().__init__(int(code))
+        self.code = code
+
+
+@attrs.frozen(slots=True)
+class ListChange:
+    """The owner's new list version and, for FL changes, the contact's (their RL changed)."""
+
+    version: int
+    contact_version: int | None = None
+    #: For ADD FL: what the owner may see of the new contact's phone data.
+    contact_info: ContactInfo | None = None
 
 
 def _now() -> datetime:
@@ -156,6 +176,119 @@ class StoreCore:
             contacts = _contact_infos(conn, account.handle, [e.contact for e in lists["FL"]])
         return SyncSnapshot(account, lists, contacts)
 
+    # -- list and settings changes: each bumps the list version in the same transaction ------
+
+    def add_entry(self, owner_id: int, owner_name: str, list_name: str, contact: str, name: str, limit: int) -> ListChange:
+        """Put ``contact`` on FL, AL or BL. ``ADD FL`` also puts the owner on the contact's RL."""
+        with self.engine.begin() as conn:
+            contact_row = conn.execute(select(accounts.c.id).where(accounts.c.handle == contact)).first()
+            if contact_row is None:
+                raise ListRefused(ErrorCode.INVALID_USER)
+            _lock(conn, owner_id, contact_row.id if list_name == "FL" else None)
+            mine = _entry_lists(conn, owner_id, contact)
+            if list_name in mine:
+                raise ListRefused(ErrorCode.ALREADY_THERE)
+            if {list_name, *mine} >= {"AL", "BL"}:
+                raise ListRefused(ErrorCode.ALREADY_IN_OPPOSITE_LIST)
+            if _count(conn, owner_id, list_name) >= limit:
+                raise ListRefused(ErrorCode.LIST_FULL)
+            conn.execute(insert(list_entries).values(owner_id=owner_id, list=list_name, contact=contact, name=name))
+            contact_version = None
+            if list_name == "FL":
+                owner_handle = conn.execute(select(accounts.c.handle).where(accounts.c.id == owner_id)).scalar_one()
+                if "RL" not in _entry_lists(conn, contact_row.id, owner_handle):
+                    conn.execute(insert(list_entries).values(
+                        owner_id=contact_row.id, list="RL", contact=owner_handle, name=owner_name))
+                    contact_version = _bump(conn, contact_row.id)
+                info = _contact_infos(conn, owner_handle, [contact])[contact]
+                return ListChange(_bump(conn, owner_id), contact_version, info)
+            return ListChange(_bump(conn, owner_id))
+
+    def remove_entry(self, owner_id: int, list_name: str, contact: str) -> ListChange:
+        """Take ``contact`` off FL, AL or BL. ``REM FL`` also takes the owner off their RL."""
+        with self.engine.begin() as conn:
+            contact_row = conn.execute(select(accounts.c.id).where(accounts.c.handle == contact)).first()
+            _lock(conn, owner_id, contact_row.id if contact_row is not None and list_name == "FL" else None)
+            removed = conn.execute(delete(list_entries).where(
+                list_entries.c.owner_id == owner_id, list_entries.c.list == list_name,
+                list_entries.c.contact == contact))
+            if removed.rowcount == 0:
+                raise ListRefused(ErrorCode.NOT_ON_LIST)
+            contact_version = None
+            if list_name == "FL" and contact_row is not None:
+                owner_handle = conn.execute(select(accounts.c.handle).where(accounts.c.id == owner_id)).scalar_one()
+                reverse = conn.execute(delete(list_entries).where(
+                    list_entries.c.owner_id == contact_row.id, list_entries.c.list == "RL",
+                    list_entries.c.contact == owner_handle))
+                if reverse.rowcount:
+                    contact_version = _bump(conn, contact_row.id)
+            return ListChange(_bump(conn, owner_id), contact_version)
+
+    def set_setting(self, owner_id: int, field: str, value: str) -> int:
+        """BLP or GTC (``field`` is ``blp``/``gtc``); the current value again is refused with 218."""
+        assert field in ("blp", "gtc")
+        column = accounts.c[field]
+        with self.engine.begin() as conn:
+            version = _bump(conn, owner_id)
+            changed = conn.execute(update(accounts).where(accounts.c.id == owner_id, column != value).values({field: value}))
+            if changed.rowcount == 0:
+                raise ListRefused(ErrorCode.ALREADY_IN_MODE)  # rolls the bump back
+            return version
+
+    def rename_self(self, owner_id: int, name: str) -> int:
+        with self.engine.begin() as conn:
+            conn.execute(update(accounts).where(accounts.c.id == owner_id).values(friendly_name=name))
+            return _bump(conn, owner_id)
+
+    def rename_contact(self, owner_id: int, contact: str, name: str) -> int:
+        """The stored name of every entry the owner has for ``contact``; 216 when there is none."""
+        with self.engine.begin() as conn:
+            version = _bump(conn, owner_id)
+            changed = conn.execute(update(list_entries).where(
+                list_entries.c.owner_id == owner_id, list_entries.c.contact == contact).values(name=name))
+            if changed.rowcount == 0:
+                raise ListRefused(ErrorCode.NOT_ON_LIST)
+            return version
+
+    def set_property(self, owner_id: int, key: str, value: str | None, watchers: list[str]) -> tuple[int, dict[str, int]]:
+        """A phone number or the MOB flag. The watchers shown it get a version bump too (their
+        SYN dump carries it in BPR lines); returns the owner's and those watchers' versions."""
+        values: dict[str, Any] = {PROPERTY_COLUMNS[key]: (value == "Y") if key == "MOB" else value}
+        with self.engine.begin() as conn:
+            ids = [r.id for r in conn.execute(select(accounts.c.id).where(accounts.c.handle.in_(watchers)))]
+            _lock(conn, owner_id, *ids)
+            conn.execute(update(accounts).where(accounts.c.id == owner_id).values(**values))
+            version = _bump(conn, owner_id)
+            bumped = {
+                r.handle: int(r.list_version)
+                for r in conn.execute(
+                    update(accounts).where(accounts.c.id.in_(ids))
+                    .values(list_version=accounts.c.list_version + 1, updated_at=_now())
+                    .returning(accounts.c.handle, accounts.c.list_version))
+            } if ids else {}
+            return version, bumped
+
+
+#: PRP keys a client may set, and where they are kept.
+PROPERTY_COLUMNS = {"PHH": "phone_home", "PHW": "phone_work", "PHM": "phone_mobile", "MOB": "mobile_allowed"}
+
+
+def _lock(conn: Connection, *ids: int | None) -> None:
+    """Lock the accounts a change touches, always in id order: two people adding each other at
+    the same moment must not deadlock (PostgreSQL; SQLite has one writer anyway)."""
+    wanted = sorted({i for i in ids if i is not None})
+    conn.execute(select(accounts.c.id).where(accounts.c.id.in_(wanted)).order_by(accounts.c.id).with_for_update())
+
+
+def _entry_lists(conn: Connection, owner_id: int, contact: str) -> set[str]:
+    return set(conn.execute(select(list_entries.c.list).where(
+        list_entries.c.owner_id == owner_id, list_entries.c.contact == contact)).scalars())
+
+
+def _count(conn: Connection, owner_id: int, list_name: str) -> int:
+    return int(conn.execute(select(func.count()).select_from(list_entries).where(
+        list_entries.c.owner_id == owner_id, list_entries.c.list == list_name)).scalar_one())
+
 
 def _lists(conn: Connection, owner_id: int) -> dict[str, list[ListEntryRecord]]:
     lists: dict[str, list[ListEntryRecord]] = {name: [] for name in LISTS}
@@ -243,3 +376,21 @@ class Store:
 
     def get_snapshot(self, owner_id: int) -> "Deferred[SyncSnapshot | None]":
         return self.run(self.core.get_snapshot, owner_id)
+
+    def add_entry(self, owner_id: int, owner_name: str, list_name: str, contact: str, name: str, limit: int) -> "Deferred[ListChange]":
+        return self.run(self.core.add_entry, owner_id, owner_name, list_name, contact, name, limit)
+
+    def remove_entry(self, owner_id: int, list_name: str, contact: str) -> "Deferred[ListChange]":
+        return self.run(self.core.remove_entry, owner_id, list_name, contact)
+
+    def set_setting(self, owner_id: int, field: str, value: str) -> "Deferred[int]":
+        return self.run(self.core.set_setting, owner_id, field, value)
+
+    def rename_self(self, owner_id: int, name: str) -> "Deferred[int]":
+        return self.run(self.core.rename_self, owner_id, name)
+
+    def rename_contact(self, owner_id: int, contact: str, name: str) -> "Deferred[int]":
+        return self.run(self.core.rename_contact, owner_id, contact, name)
+
+    def set_property(self, owner_id: int, key: str, value: str | None, watchers: list[str]) -> "Deferred[tuple[int, dict[str, int]]]":
+        return self.run(self.core.set_property, owner_id, key, value, watchers)

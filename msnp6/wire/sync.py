@@ -1,7 +1,11 @@
 """The SYN list dump (notification.md 4.7), formatted without I/O so it can be tested byte-exact."""
 from __future__ import annotations
 
-from ..store.records import LISTS, ContactInfo, SyncSnapshot
+from typing import Mapping
+
+import attrs
+
+from ..store.records import LISTS, ContactInfo
 from .dialects import Dialect
 from .lines import format_line
 from .names import encode_name
@@ -13,14 +17,27 @@ def _opt(value: str | None) -> tuple[str, ...]:
     return (value,) if value else ()
 
 
-def own_properties(snapshot: SyncSnapshot) -> list[tuple[str, tuple[str, ...]]]:
-    a = snapshot.account
+@attrs.frozen
+class Listing:
+    """Everything a SYN dump shows of one account."""
+
+    version: int
+    gtc: str
+    blp: str
+    phones: Mapping[str, str | None]
+    mobile_allowed: bool
+    mobile_enabled: bool
+    #: FL/AL/BL/RL: contact -> stored (decoded) name, in order.
+    lists: Mapping[str, Mapping[str, str]]
+    #: What the account may see of each FL contact's phone data.
+    contacts: Mapping[str, ContactInfo]
+
+
+def own_properties(listing: Listing) -> list[tuple[str, tuple[str, ...]]]:
     return [
-        ("PHH", _opt(a.phone_home)),
-        ("PHW", _opt(a.phone_work)),
-        ("PHM", _opt(a.phone_mobile)),
-        ("MOB", ("Y" if a.mobile_allowed else "N",)),
-        ("MBE", ("Y" if a.mobile_enabled else "N",)),
+        *((key, _opt(listing.phones.get(key))) for key in PHONE_KEYS),
+        ("MOB", ("Y" if listing.mobile_allowed else "N",)),
+        ("MBE", ("Y" if listing.mobile_enabled else "N",)),
     ]
 
 
@@ -40,24 +57,30 @@ def bpr_lines(version: int, handle: str, info: ContactInfo | None) -> list[bytes
     return [format_line("BPR", None, version, handle, key, *value) for key, value in contact_properties(info)]
 
 
-def dump(trid: int, snapshot: SyncSnapshot, dialect: Dialect) -> list[bytes]:
+def list_lines(trid: int, name: str, listing: Listing, dialect: Dialect, with_bpr: bool) -> list[bytes]:
+    """``LST`` lines of one list (an empty list is one ``0 0`` line); BPR after FL entries."""
+    entries, ver = listing.lists[name], listing.version
+    if not entries:
+        return [format_line("LST", trid, name, ver, 0, 0)]
+    out = []
+    total = len(entries)
+    for i, (contact, stored) in enumerate(entries.items(), 1):
+        out.append(format_line("LST", trid, name, ver, i, total, contact, encode_name(stored)))
+        if with_bpr and name == "FL" and dialect.phone_properties:
+            out += bpr_lines(ver, contact, listing.contacts.get(contact))
+    return out
+
+
+def dump(trid: int, listing: Listing, dialect: Dialect) -> list[bytes]:
     """Every line of a full SYN answer, in MSNP5/6 order (MSNP3/4: no PRP/BPR)."""
-    account, ver = snapshot.account, snapshot.account.list_version
+    ver = listing.version
     out = [
         format_line("SYN", trid, ver),
-        format_line("GTC", trid, ver, account.gtc),
-        format_line("BLP", trid, ver, account.blp),
+        format_line("GTC", trid, ver, listing.gtc),
+        format_line("BLP", trid, ver, listing.blp),
     ]
     if dialect.phone_properties:
-        out += [format_line("PRP", trid, ver, key, *value) for key, value in own_properties(snapshot)]
+        out += [format_line("PRP", trid, ver, key, *value) for key, value in own_properties(listing)]
     for name in LISTS:
-        entries = snapshot.lists[name]
-        if not entries:
-            out.append(format_line("LST", trid, name, ver, 0, 0))
-            continue
-        total = len(entries)
-        for i, entry in enumerate(entries, 1):
-            out.append(format_line("LST", trid, name, ver, i, total, entry.contact, encode_name(entry.name)))
-            if name == "FL" and dialect.phone_properties:
-                out += bpr_lines(ver, entry.contact, snapshot.contacts.get(entry.contact))
+        out += list_lines(trid, name, listing, dialect, with_bpr=True)
     return out
