@@ -55,6 +55,8 @@ class Realm:
         self.address_failures = FailureLimiter(clock, config.address_failure_limit, config.failure_window)
         self.connections: dict[str, set[Any]] = {"ds": set(), "ns": set(), "sb": set()}
         self.errors_sent: Counter[int] = Counter()
+        #: Named event counts (login_ok, login_failed, messages_relayed, ...) for metrics.
+        self.events: Counter[str] = Counter()
         # Listener ports, filled in when each listener starts (they may be ephemeral).
         self.ports: dict[str, int] = {}
         self.ns_picker: Callable[[str], str] = lambda handle: self.address("ns")
@@ -70,3 +72,6 @@ class Realm:
 
     def error_sent(self, conn: Any, code: int) -> None:
         self.errors_sent[code] += 1
+
+    def count(self, event: str, n: int = 1) -> None:
+        self.events[event] += n

@@ -61,9 +61,11 @@ def _usr_response(conn: "NotificationProtocol", command: Command) -> "Deferred[N
     realm, address = conn.realm, conn.peer.rsplit(":", 1)[0]
     if realm.account_failures.blocked(handle) or realm.address_failures.blocked(address):
         log.warn("login for {handle} from {peer} refused: too many failures", handle=handle, peer=conn.peer)
+        realm.count("login_failed")
         raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
     account = conn.pending_account
     if account is None or not _password_ok(conn, account, answer):
+        realm.count("login_failed")
         realm.account_failures.record(handle)
         realm.address_failures.record(address)
         log.info("login failed for {handle} from {peer}", handle=handle, peer=conn.peer)
@@ -109,6 +111,7 @@ def _complete_login(conn: "NotificationProtocol", command: Command, account: Acc
             login_time=conn.login_time, email_enabled=state.email_enabled, member_id=account.id,
             preferred_email=state.handle, mspauth=conn.mspauth)))
         conn.logged_in(account.id, state)
+        realm.count("login_ok")
 
     def failed(failure: Failure) -> Failure:
         realm.sessions.remove(account.handle, conn)
