@@ -7,7 +7,8 @@ from typing import Any, Callable
 import attrs
 
 from ..auth import CredentialKey
-from .ratelimit import FailureLimiter
+from .ratelimit import WindowCounter
+from .chats import ChatRegistry
 from .sessions import SessionRegistry
 from .tickets import TicketBook
 
@@ -35,6 +36,13 @@ class Config:
     #: Own renames allowed per ``rename_window`` seconds before 800.
     rename_limit: int = 5
     rename_window: float = 30.0
+    #: Switchboard CALs allowed per ``call_window`` seconds before 713 (calling too rapidly).
+    call_limit: int = 20
+    call_window: float = 10.0
+    #: Most people in one switchboard session (the reference knows no hard limit; "used to be five").
+    sb_max_participants: int = 20
+    #: Seconds without a message before a switchboard session is closed with ``BYE handle 1``.
+    sb_idle_timeout: float = 1800.0
     #: Base of the web links the server hands out (CVR download page, URL services).
     web_base_url: str = ""
 
@@ -51,8 +59,11 @@ class Realm:
         self.key = key
         self.sessions: SessionRegistry[Any] = SessionRegistry()
         self.tickets = TicketBook(clock)
-        self.account_failures = FailureLimiter(clock, config.failure_limit, config.failure_window)
-        self.address_failures = FailureLimiter(clock, config.address_failure_limit, config.failure_window)
+        self.chats: ChatRegistry[Any] = ChatRegistry()
+        self.account_failures = WindowCounter(clock, config.failure_limit, config.failure_window)
+        self.address_failures = WindowCounter(clock, config.address_failure_limit, config.failure_window)
+        self.renames = WindowCounter(clock, config.rename_limit, config.rename_window)
+        self.calls = WindowCounter(clock, config.call_limit, config.call_window)
         self.connections: dict[str, set[Any]] = {"ds": set(), "ns": set(), "sb": set()}
         self.errors_sent: Counter[int] = Counter()
         #: Named event counts (login_ok, login_failed, messages_relayed, ...) for metrics.

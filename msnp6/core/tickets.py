@@ -40,6 +40,13 @@ class TicketBook:
             return None
         return ticket
 
+    def live(self, cookie: str) -> bool:
+        ticket = self._tickets.get(cookie)
+        return ticket is not None and ticket.expires >= self._clock.seconds()
+
+    def revoke(self, cookie: str) -> None:
+        self._tickets.pop(cookie, None)
+
     def _prune(self) -> None:
         now = self._clock.seconds()
         if len(self._tickets) > 1024:

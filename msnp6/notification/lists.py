@@ -216,7 +216,8 @@ def handle_rea(conn: "NotificationProtocol", command: Command) -> "Deferred[None
         return conn.realm.store.rename_contact(conn.account_id, target, name).addCallbacks(renamed_entry, _refused)
     if not state.verified:
         raise ProtocolError(ErrorCode.INVALID_FRIENDLY_NAME)  # the client locks the name anyway
-    _rename_rate(conn)
+    if not conn.realm.renames.allow(state.handle):
+        raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)  # about five quick renames, then 800
 
     def renamed(version: int) -> None:
         state.name, state.version = name, version
@@ -225,16 +226,6 @@ def handle_rea(conn: "NotificationProtocol", command: Command) -> "Deferred[None
             presence.tell_watchers(conn)
 
     return conn.realm.store.rename_self(conn.account_id, name).addCallback(renamed)
-
-
-def _rename_rate(conn: "NotificationProtocol") -> None:
-    """About five quick renames were accepted before 800 (notification.md 4.13)."""
-    config, now = conn.realm.config, conn.realm.clock.seconds()
-    while conn.renames and conn.renames[0] <= now - config.rename_window:
-        conn.renames.popleft()
-    if len(conn.renames) >= config.rename_limit:
-        raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
-    conn.renames.append(now)
 
 
 def handle_prp(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":

@@ -1,7 +1,6 @@
 """The notification-server connection: its state and its handler tables."""
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, Callable
 
 from twisted.logger import Logger
@@ -14,7 +13,7 @@ from ..wire.dialects import Dialect
 from ..wire.errors import ErrorCode, ProtocolError
 from ..wire.lines import Command
 from ..wire.payload import NS_CLIENT_PAYLOAD
-from . import challenges, extras, lists, login, presence
+from . import challenges, chat, extras, lists, login, presence
 
 log = Logger()
 
@@ -39,7 +38,6 @@ class NotificationProtocol(MsnpConnection):
         self.mspauth = ""
         self.login_time = 0
         self.synced = False
-        self.renames: deque[float] = deque()
         #: None until the first CHG: the user counts as offline until then.
         self.status: str | None = None
         self.challenges = challenges.ChallengeState(self)
@@ -121,6 +119,7 @@ AUTHENTICATED: dict[str, Handler] = {
     "REA": lists.handle_rea,
     "PRP": lists.handle_prp,
     "CHG": presence.handle_chg,
+    "XFR": chat.handle_xfr,
     "QRY": challenges.handle_qry,
     "PNG": extras.handle_png,
     "OUT": extras.handle_out,

@@ -1,0 +1,24 @@
+"""XFR SB: hand out a switchboard address and a cookie to start a chat."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..wire.errors import Disconnect, ErrorCode, ProtocolError
+from ..wire.lines import Command
+from .presence import is_visible
+
+if TYPE_CHECKING:
+    from .protocol import NotificationProtocol
+
+
+def handle_xfr(conn: "NotificationProtocol", command: Command) -> None:
+    if command.trid is None or len(command.args) != 1:
+        raise Disconnect("malformed XFR")
+    if command.args[0] != "SB":
+        raise ProtocolError(ErrorCode.INVALID_PARAMETER)
+    # Hidden users, and users who have not set a status yet, cannot chat (913).
+    if not is_visible(conn.status):
+        raise ProtocolError(ErrorCode.NOT_ALLOWED_WHEN_OFFLINE)
+    assert conn.state is not None and conn.dialect is not None
+    ticket = conn.realm.tickets.issue(conn.state.handle, conn.dialect.name)
+    conn.send("XFR", command.trid, "SB", conn.realm.address("sb"), "CKI", ticket.cookie)

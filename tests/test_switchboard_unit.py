@@ -1,0 +1,107 @@
+"""Switchboard timing and limits with StringTransport and a Clock."""
+from __future__ import annotations
+
+import pytest
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from msnp6.auth import CredentialKey
+from msnp6.core.realm import Config, Realm
+from msnp6.core.tickets import TicketBook
+from msnp6.notification import NotificationProtocol
+from msnp6.store.schema import open_database
+from msnp6.switchboard import SwitchboardProtocol
+from msnp6.testing import ImmediateStore, md5_hex
+
+
+@pytest.fixture
+def realm(tmp_path):
+    clock = Clock()
+    clock.advance(1_700_000_000)
+    key = CredentialKey.load(tmp_path / "key", create=True)
+    store = ImmediateStore(open_database(f"sqlite:///{tmp_path / 'db.sqlite3'}"))
+    for name in ("a", "b", "c", "d"):
+        handle = f"{name}@example.com"
+        store.core.create_account(handle, name.upper(), key.seal(handle, "pw"))
+    r = Realm(Config(sb_max_participants=3, sb_idle_timeout=600), clock, store, key)
+    r.ports.update(ds=1863, ns=1864, sb=1865)
+    return r
+
+
+def connect(proto):
+    t = StringTransport()
+    proto.makeConnection(t)
+    return t
+
+
+def take(t) -> list[str]:
+    out = t.value().decode().split("\r\n")[:-1]
+    t.clear()
+    return out
+
+
+def online(realm, handle):
+    ns = NotificationProtocol(realm)
+    t = connect(ns)
+    ns.dataReceived(f"VER 1 MSNP6 CVR0\r\nUSR 2 MD5 I {handle}\r\n".encode())
+    salt = take(t)[1].split()[4]
+    ns.dataReceived(f"USR 3 MD5 S {md5_hex(salt + 'pw')}\r\nCHG 4 NLN\r\n".encode())
+    take(t)
+    return ns, t
+
+
+def join_room(realm):
+    """a opens a room and rings b and c; both answer."""
+    members = {}
+    a_ns, a_nt = online(realm, "a@example.com")
+    a_ns.dataReceived(b"XFR 5 SB\r\n")
+    cookie = take(a_nt)[0].split()[5]
+    a = SwitchboardProtocol(realm)
+    at = connect(a)
+    a.dataReceived(f"USR 1 a@example.com {cookie}\r\n".encode())
+    members["a"] = (a, at)
+    for i, name in enumerate(("b", "c"), start=2):
+        ns, nt = online(realm, f"{name}@example.com")
+        a.dataReceived(f"CAL {i} {name}@example.com\r\n".encode())
+        rng = take(nt)[0].split()
+        sb = SwitchboardProtocol(realm)
+        st = connect(sb)
+        sb.dataReceived(f"ANS 1 {name}@example.com {rng[4]} {rng[1]}\r\n".encode())
+        members[name] = (sb, st)
+    for _, t in members.values():
+        take(t)
+    return members
+
+
+def test_idle_session_ends_with_bye_1(realm):
+    members = join_room(realm)
+    realm.clock.advance(599)
+    members["a"][0].dataReceived(b"MSG 9 U 2\r\nhi")  # activity restarts the timer
+    take(members["b"][1])
+    realm.clock.advance(599)
+    assert not members["b"][1].disconnecting
+    realm.clock.advance(2)
+    assert take(members["b"][1])[-2:] == ["BYE a@example.com 1", "BYE c@example.com 1"]
+    assert all(t.disconnecting for _, t in members.values())
+    assert len(realm.chats) == 0
+
+
+def test_participant_limit(realm):
+    members = join_room(realm)  # three people: the limit in this realm
+    online(realm, "d@example.com")
+    members["a"][0].dataReceived(b"CAL 7 d@example.com\r\n")
+    assert take(members["a"][1]) == ["280 7"]
+
+
+def test_cookies_expire_and_are_single_use():
+    clock = Clock()
+    book = TicketBook(clock, lifetime=120)
+    t1 = book.issue("a@example.com", "MSNP6")
+    assert book.redeem(t1.cookie, "a@example.com") is not None
+    assert book.redeem(t1.cookie, "a@example.com") is None
+    t2 = book.issue("a@example.com", "MSNP6", session_id=5)
+    clock.advance(121)
+    assert book.redeem(t2.cookie, "a@example.com", 5) is None
+    t3 = book.issue("a@example.com", "MSNP6")
+    assert book.redeem(t3.cookie, "b@example.com") is None  # bound to its account
+    assert len({book.issue("a@example.com", "MSNP6").cookie for _ in range(200)}) == 200
