@@ -40,6 +40,23 @@ def _parser() -> argparse.ArgumentParser:
     ):
         user.add_parser(action, help=text).add_argument("handle")
     user.add_parser("list", help="list accounts")
+    for action, text in (
+        ("mail", "turn the Hotmail features (mail notices, inbox links) on or off"),
+        ("mobile", "turn the mobile device flag (PRP MBE) on or off"),
+    ):
+        toggle = user.add_parser(action, help=text)
+        toggle.add_argument("handle")
+        toggle.add_argument("state", choices=["on", "off"])
+    directory = user.add_parser("directory", help="list the account in the member directory (FND), or --remove")
+    directory.add_argument("handle")
+    directory.add_argument("--first", default="")
+    directory.add_argument("--last", default="")
+    directory.add_argument("--city", default="")
+    directory.add_argument("--state", default="")
+    directory.add_argument("--country", default="US")
+    directory.add_argument("--remove", action="store_true")
+    invitations = sub.add_parser("invitations", help="e-mail invitations users asked for (SND/SDC), newest first")
+    invitations.add_argument("--limit", type=int, default=100)
     return p
 
 
@@ -79,6 +96,10 @@ def run(argv: Sequence[str] | None = None) -> int:
             print(f"schema at {schema_state(engine).current}")
             return 0
         store = StoreCore(open_database(url))
+        if args.command == "invitations":
+            for inv in store.list_invitations(args.limit):
+                print(f"{inv.created_at:%Y-%m-%d %H:%M}\t{inv.sender}\t{inv.recipient}\t{inv.body!r}")
+            return 0
         return _user(args, store)
     except (AdminError, SchemaNotAtHead, CredentialKeyError) as e:
         print(f"msnp6-admin: {e}", file=sys.stderr)
@@ -116,6 +137,21 @@ def _user(args: argparse.Namespace, store: StoreCore) -> int:
     elif args.action == "delete":
         store.delete_account(handle)
         print(f"deleted {handle}")
+    elif args.action == "mail":
+        store.set_email_enabled(handle, args.state == "on")
+        print(f"mail for {handle} {args.state}")
+    elif args.action == "mobile":
+        store.set_mobile_enabled(handle, args.state == "on")
+        print(f"mobile device for {handle} {args.state}")
+    elif args.action == "directory":
+        if args.remove:
+            store.remove_directory(handle)
+            print(f"{handle} left the member directory")
+        else:
+            if not (args.first or args.last):
+                raise AdminError("a directory entry needs --first or --last")
+            store.set_directory(handle, args.first, args.last, args.city, args.state, args.country)
+            print(f"{handle} listed in the member directory")
     return 0
 
 

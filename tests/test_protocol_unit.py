@@ -155,3 +155,25 @@ def test_changes_made_while_the_lists_load_are_applied_on_top(realm):
     out = lines(t)
     assert out[0] == "USR 4 OK alice@example.com Alice 1" and out[-2] == "ADD 0 RL 1 new@example.com new"
     assert "old@example.com" not in ns.state.lists["RL"] and ns.state.version == 1
+
+
+@pytest.mark.parametrize("versions,code", [("MSNP6 CVR0", "915"), ("MSNP5 CVR0", "601")])
+def test_store_failure_during_login_gets_server_unavailable(realm, versions, code):
+    def broken(*args):
+        raise RuntimeError("database went away")
+
+    realm.store.core.get_account = broken
+    ns = NotificationProtocol(realm)
+    t = connect(ns)
+    ns.dataReceived(f"VER 1 {versions}\r\nUSR 2 MD5 I alice@example.com\r\n".encode())
+    assert lines(t)[1:] == [f"{code} 2", ""] and t.disconnecting
+
+
+@pytest.mark.parametrize("versions,code", [("MSNP6 CVR0", "916"), ("MSNP4 CVR0", "604")])
+def test_login_while_shutting_down_gets_server_going_down(realm, versions, code):
+    ns = NotificationProtocol(realm)
+    t = connect(ns)
+    ns.dataReceived(f"VER 1 {versions}\r\n".encode())
+    realm.draining = True
+    ns.dataReceived(b"USR 2 MD5 I alice@example.com\r\n")
+    assert lines(t)[1:] == [f"{code} 2", ""] and t.disconnecting

@@ -39,6 +39,9 @@ class Config:
     #: Switchboard CALs allowed per ``call_window`` seconds before 713 (calling too rapidly).
     call_limit: int = 20
     call_window: float = 10.0
+    #: E-mail invitations (SND/SDC) per hour, and mobile pages per minute, before 800.
+    invitation_limit: int = 20
+    page_limit: int = 10
     #: Most people in one switchboard session (the reference knows no hard limit; "used to be five").
     sb_max_participants: int = 20
     #: Seconds without a message before a switchboard session is closed with ``BYE handle 1``.
@@ -64,6 +67,8 @@ class Realm:
         self.address_failures = WindowCounter(clock, config.address_failure_limit, config.failure_window)
         self.renames = WindowCounter(clock, config.rename_limit, config.rename_window)
         self.calls = WindowCounter(clock, config.call_limit, config.call_window)
+        self.invitations = WindowCounter(clock, config.invitation_limit, 3600.0)
+        self.pages = WindowCounter(clock, config.page_limit, 60.0)
         self.connections: dict[str, set[Any]] = {"ds": set(), "ns": set(), "sb": set()}
         self.errors_sent: Counter[int] = Counter()
         #: Named event counts (login_ok, login_failed, messages_relayed, ...) for metrics.
@@ -71,6 +76,8 @@ class Realm:
         # Listener ports, filled in when each listener starts (they may be ephemeral).
         self.ports: dict[str, int] = {}
         self.ns_picker: Callable[[str], str] = lambda handle: self.address("ns")
+        #: Set when a graceful shutdown begins: /readyz answers 503 and logins get 916 (MSNP6) / 604.
+        self.draining = False
 
     def address(self, service: str) -> str:
         return f"{self.config.public_host}:{self.ports[service]}"

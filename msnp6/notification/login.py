@@ -16,6 +16,7 @@ from ..wire.errors import Disconnect, ErrorCode, ProtocolError
 from ..wire.hotmail import Profile, profile_payload
 from ..wire.lines import Command
 from ..wire.names import encode_name
+from .services import send_initial_mail
 from .state import SessionState
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ def handle_usr(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     if command.arg(0) != "MD5":
         raise Disconnect(f"USR with package {command.arg(0)!r}")
     stage = command.arg(1)
+    if conn.realm.draining:
+        assert conn.dialect is not None
+        raise ProtocolError(conn.dialect.shutting_down_error, close=True)
     if stage == "I":
         if conn.login_handle is not None:
             raise ProtocolError(ErrorCode.NOT_EXPECTED, close=True)
@@ -50,7 +54,16 @@ def _usr_initial(conn: "NotificationProtocol", command: Command) -> "Deferred[No
         conn.pending_account = account
         conn.send("USR", command.trid, "MD5", "S", conn.salt)
 
-    return conn.realm.store.get_account(handle).addCallback(found)
+    return conn.realm.store.get_account(handle).addCallbacks(found, lambda f: _store_failed(conn, f, handle))
+
+
+def _store_failed(conn: "NotificationProtocol", failure: Failure, handle: str) -> Failure:
+    """The database failed during a login: log it, answer "server unavailable" and close."""
+    if failure.check(ProtocolError):
+        return failure
+    log.failure("login of {handle}: the store failed", failure, handle=handle)
+    assert conn.dialect is not None
+    return Failure(ProtocolError(conn.dialect.store_unavailable_error, close=True))
 
 
 def _usr_response(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
@@ -110,15 +123,13 @@ def _complete_login(conn: "NotificationProtocol", command: Command, account: Acc
         conn.send_payload("MSG", ("Hotmail", "Hotmail"), profile_payload(Profile(
             login_time=conn.login_time, email_enabled=state.email_enabled, member_id=account.id,
             preferred_email=state.handle, mspauth=conn.mspauth)))
+        send_initial_mail(conn, state)
         conn.logged_in(account.id, state)
         realm.count("login_ok")
 
     def failed(failure: Failure) -> Failure:
         realm.sessions.remove(account.handle, conn)
         conn.handle = None
-        if not failure.check(ProtocolError):
-            log.failure("loading the lists of {handle} failed", failure, handle=account.handle)
-            return Failure(ProtocolError(ErrorCode.INTERNAL_SERVER_ERROR, close=True))
-        return failure
+        return _store_failed(conn, failure, account.handle)
 
     return realm.store.get_snapshot(account.id).addCallbacks(loaded, failed)

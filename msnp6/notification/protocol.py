@@ -10,10 +10,11 @@ from ..negotiation import handle_cvr_before_login, handle_inf, handle_ver
 from ..store.records import AccountRecord
 from .state import SessionState
 from ..wire.dialects import Dialect
+from ..wire.directory import Hit
 from ..wire.errors import ErrorCode, ProtocolError
 from ..wire.lines import Command
 from ..wire.payload import NS_CLIENT_PAYLOAD
-from . import challenges, chat, extras, lists, login, presence
+from . import challenges, chat, extras, lists, login, presence, services
 
 log = Logger()
 
@@ -41,6 +42,8 @@ class NotificationProtocol(MsnpConnection):
         #: None until the first CHG: the user counts as offline until then.
         self.status: str | None = None
         self.challenges = challenges.ChallengeState(self)
+        #: The last FND results: SDC may name a hit by its index.
+        self.directory_hits: list[Hit] = []
 
     @property
     def authenticated(self) -> bool:
@@ -120,6 +123,11 @@ AUTHENTICATED: dict[str, Handler] = {
     "PRP": lists.handle_prp,
     "CHG": presence.handle_chg,
     "XFR": chat.handle_xfr,
+    "URL": services.handle_url,
+    "SND": services.handle_snd,
+    "SDC": services.handle_sdc,
+    "FND": services.handle_fnd,
+    "PAG": services.handle_pag,
     "QRY": challenges.handle_qry,
     "PNG": extras.handle_png,
     "OUT": extras.handle_out,

@@ -20,6 +20,8 @@ class SessionState:
     mobile_allowed: bool
     mobile_enabled: bool
     email_enabled: bool
+    inbox_unread: int
+    folders_unread: int
     #: FL/AL/BL/RL: contact handle -> stored name, in the order they were added.
     lists: dict[str, dict[str, str]]
     #: FL contacts' phone data as of login, for the SYN dump's BPR lines.
@@ -33,6 +35,7 @@ class SessionState:
             blp=a.blp, gtc=a.gtc,
             phones={"PHH": a.phone_home, "PHW": a.phone_work, "PHM": a.phone_mobile},
             mobile_allowed=a.mobile_allowed, mobile_enabled=a.mobile_enabled, email_enabled=a.email_enabled,
+            inbox_unread=a.inbox_unread, folders_unread=a.folders_unread,
             lists={name: {e.contact: e.name for e in snapshot.lists[name]} for name in LISTS},
             contacts=dict(snapshot.contacts),
         )

@@ -44,6 +44,9 @@ class Account(Base):
     mobile_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
     mobile_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     email_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: What the Hotmail notices report (there is no real mailbox behind them).
+    inbox_unread: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    folders_unread: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     #: The password sealed with the server key (msnp6.auth); never plaintext, never an MD5.
     credential: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -69,5 +72,37 @@ class ListEntry(Base):
     name: Mapped[str] = mapped_column(Text)
 
 
+class Invitation(Base):
+    """An e-mail invitation a user asked for (SND/SDC). The server sends no mail: operators read
+    these with ``msnp6-admin invitations``."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sender: Mapped[str] = mapped_column(String(129))
+    recipient: Mapped[str] = mapped_column(String(129))
+    lcid: Mapped[str] = mapped_column(String(16))
+    sender_name: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DirectoryEntry(Base):
+    """An account that opted in to the member directory (FND)."""
+
+    __tablename__ = "directory_entries"
+
+    account_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("accounts.id", ondelete="CASCADE", name="fk_directory_entries_account"), primary_key=True
+    )
+    first_name: Mapped[str] = mapped_column(Text)
+    last_name: Mapped[str] = mapped_column(Text)
+    city: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(8))
+    country: Mapped[str] = mapped_column(String(8))
+
+
 accounts = Account.__table__
 list_entries = ListEntry.__table__
+invitations = Invitation.__table__
+directory_entries = DirectoryEntry.__table__

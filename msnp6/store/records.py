@@ -1,6 +1,8 @@
 """Plain values the store hands out (no SQLAlchemy objects escape the store's threads)."""
 from __future__ import annotations
 
+from datetime import datetime
+
 import attrs
 
 LISTS = ("FL", "AL", "BL", "RL")
@@ -28,6 +30,8 @@ class AccountRecord:
     mobile_allowed: bool
     mobile_enabled: bool
     email_enabled: bool
+    inbox_unread: int
+    folders_unread: int
     credential: bytes = attrs.field(repr=False)
 
 
@@ -49,3 +53,13 @@ class SyncSnapshot:
     account: AccountRecord
     lists: dict[str, list[ListEntryRecord]]
     contacts: dict[str, ContactInfo]
+
+
+@attrs.frozen(slots=True)
+class InvitationRecord:
+    sender: str
+    recipient: str
+    lcid: str
+    sender_name: str
+    body: str
+    created_at: datetime

@@ -5,6 +5,9 @@ The admin command uses ``StoreCore`` directly.
 """
 from __future__ import annotations
 
+import functools
+import threading
+import time
 from datetime import datetime, timezone
 from typing import Any, Callable, TypeVar
 
@@ -17,9 +20,10 @@ from twisted.python.threadpool import ThreadPool
 
 from ..wire.errors import ErrorCode
 from .engine import is_sqlite
-from .models import accounts, list_entries
+from ..wire.directory import Hit, Search
+from .models import accounts, directory_entries, invitations, list_entries
 from ..core.visibility import allows
-from .records import LISTS, AccountRecord, ContactInfo, ListEntryRecord, SyncSnapshot
+from .records import LISTS, AccountRecord, ContactInfo, InvitationRecord, ListEntryRecord, SyncSnapshot
 
 T = TypeVar("T")
 
@@ -66,6 +70,8 @@ def _account(row: Row[Any]) -> AccountRecord:
         mobile_allowed=bool(m["mobile_allowed"]),
         mobile_enabled=bool(m["mobile_enabled"]),
         email_enabled=bool(m["email_enabled"]),
+        inbox_unread=int(m["inbox_unread"]),
+        folders_unread=int(m["folders_unread"]),
         credential=bytes(m["credential"]),
     )
 
@@ -131,6 +137,62 @@ class StoreCore:
 
     def set_email_enabled(self, handle: str, enabled: bool) -> bool:
         return self._update_account(handle, email_enabled=enabled)
+
+    def set_mobile_enabled(self, handle: str, enabled: bool) -> bool:
+        return self._update_account(handle, mobile_enabled=enabled)
+
+    def add_unread_mail(self, handle: str) -> int | None:
+        """One more unread message in the inbox; the new count (None: no such account)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                update(accounts).where(accounts.c.handle == handle)
+                .values(inbox_unread=accounts.c.inbox_unread + 1, updated_at=_now())
+                .returning(accounts.c.inbox_unread)
+            ).first()
+        return int(row[0]) if row is not None else None
+
+    # -- invitations and the member directory --------------------------------------------------
+
+    def record_invitation(self, sender: str, recipient: str, lcid: str, sender_name: str, body: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(invitations).values(
+                sender=sender, recipient=recipient, lcid=lcid[:16], sender_name=sender_name, body=body,
+                created_at=_now()))
+
+    def list_invitations(self, limit: int = 1000) -> list[InvitationRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(invitations).order_by(invitations.c.id.desc()).limit(limit)).all()
+        return [InvitationRecord(r.sender, r.recipient, r.lcid, r.sender_name, r.body, r.created_at) for r in rows]
+
+    def set_directory(self, handle: str, first: str, last: str, city: str, state: str, country: str) -> bool:
+        """List the account in the member directory (opt-in), or update its entry."""
+        values = dict(first_name=first, last_name=last, city=city, state=state.upper(), country=country.upper())
+        with self.engine.begin() as conn:
+            account_id = conn.execute(select(accounts.c.id).where(accounts.c.handle == handle)).scalar()
+            if account_id is None:
+                return False
+            conn.execute(delete(directory_entries).where(directory_entries.c.account_id == account_id))
+            conn.execute(insert(directory_entries).values(account_id=account_id, **values))
+        return True
+
+    def remove_directory(self, handle: str) -> bool:
+        with self.engine.begin() as conn:
+            account_id = conn.execute(select(accounts.c.id).where(accounts.c.handle == handle)).scalar()
+            result = conn.execute(delete(directory_entries).where(directory_entries.c.account_id == account_id))
+        return result.rowcount == 1
+
+    def search_directory(self, search: Search, limit: int) -> list[Hit]:
+        """Case-insensitive exact matches; at most ``limit`` + 1 rows, so callers see an overflow."""
+        d = directory_entries.c
+        query = select(accounts.c.handle, d.first_name, d.last_name, d.city, d.state, d.country).join(
+            accounts, accounts.c.id == d.account_id)
+        for column, value in ((d.first_name, search.fname), (d.last_name, search.lname), (d.city, search.city),
+                              (d.state, search.state), (d.country, search.country)):
+            if value is not None:
+                query = query.where(func.lower(column) == value.lower())
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(d.last_name, d.first_name, accounts.c.id).limit(limit + 1)).all()
+        return [Hit(*r) for r in rows]
 
     def list_accounts(self) -> list[AccountRecord]:
         with self.engine.connect() as conn:
@@ -355,7 +417,13 @@ class Store:
         if threads is None:
             threads = 1 if is_sqlite(str(engine.url)) else 4
         self._pool = ThreadPool(minthreads=threads, maxthreads=threads, name="msnp6-store")
+        # Daemon threads: a database call stuck past the shutdown bound must not keep the
+        # process alive (stop() still waits for queued work; see msnp6/shutdown.py).
+        self._pool.threadFactory = functools.partial(threading.Thread, daemon=True)  # type: ignore[assignment]
         self._reactor = reactor
+        #: Called on the reactor thread with (operation, seconds from queueing to result) after
+        #: each call, e.g. by the metrics histogram; None: not timed.
+        self.observe: Callable[[str, float], None] | None = None
 
     def start(self) -> None:
         self._pool.start()
@@ -366,7 +434,17 @@ class Store:
 
     def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> "Deferred[T]":
         """Run one StoreCore method in the pool."""
-        return deferToThreadPool(self._reactor, self._pool, fn, *args, **kwargs)
+        observe = self.observe
+        if observe is None:
+            return deferToThreadPool(self._reactor, self._pool, fn, *args, **kwargs)
+        operation = getattr(fn, "__name__", "?")
+        started = time.perf_counter()
+
+        def timed(result: Any) -> Any:
+            observe(operation, time.perf_counter() - started)
+            return result
+
+        return deferToThreadPool(self._reactor, self._pool, fn, *args, **kwargs).addBoth(timed)
 
     def get_account(self, handle: str) -> "Deferred[AccountRecord | None]":
         return self.run(self.core.get_account, handle)
@@ -391,6 +469,15 @@ class Store:
 
     def rename_contact(self, owner_id: int, contact: str, name: str) -> "Deferred[int]":
         return self.run(self.core.rename_contact, owner_id, contact, name)
+
+    def record_invitation(self, sender: str, recipient: str, lcid: str, sender_name: str, body: str) -> "Deferred[None]":
+        return self.run(self.core.record_invitation, sender, recipient, lcid, sender_name, body)
+
+    def search_directory(self, search: Search, limit: int) -> "Deferred[list[Hit]]":
+        return self.run(self.core.search_directory, search, limit)
+
+    def add_unread_mail(self, handle: str) -> "Deferred[int | None]":
+        return self.run(self.core.add_unread_mail, handle)
 
     def set_property(self, owner_id: int, key: str, value: str | None, watchers: list[str]) -> "Deferred[tuple[int, dict[str, int]]]":
         return self.run(self.core.set_property, owner_id, key, value, watchers)

@@ -38,6 +38,16 @@ class Dialect:
         """URL replies carry the Passport site id (required from MSNP5)."""
         return self.number >= 3
 
+    @property
+    def store_unavailable_error(self) -> int:
+        """A login the database could not serve: 915 is new in MSNP6; older clients know 601."""
+        return 915 if self.number >= 6 else 601
+
+    @property
+    def shutting_down_error(self) -> int:
+        """A login while the server is going down: 916 is new in MSNP6; older clients know 604."""
+        return 916 if self.number >= 6 else 604
+
     def xfr_ns_args(self, address: str, current: str) -> tuple[str, ...]:
         """Arguments after ``XFR t NS``: MSNP3-6 append a constant 0."""
         if self.number <= 2:

@@ -44,3 +44,52 @@ def profile_payload(p: Profile) -> bytes:
     head = "MIME-Version: 1.0\r\nContent-Type: text/x-msmsgsprofile; charset=UTF-8\r\n"
     body = "".join(f"{k}: {v}\r\n" for k, v in fields)
     return (head + body + "\r\n").encode("utf-8")
+
+
+def _header_value(value: str) -> str:
+    """Header values travel as one line; non-ASCII text becomes an RFC 2047 encoded word."""
+    value = " ".join(value.splitlines())
+    if value.isascii():
+        return value
+    from email.header import Header
+
+    return Header(value, "utf-8").encode()
+
+
+def _message(content_type: str, fields: list[tuple[str, str]]) -> bytes:
+    head = f"MIME-Version: 1.0\r\nContent-Type: {content_type}; charset=UTF-8\r\n\r\n"
+    return (head + "".join(f"{k}: {_header_value(v)}\r\n" for k, v in fields) + "\r\n").encode("utf-8")
+
+
+def initial_mail_payload(inbox_unread: int, folders_unread: int, post_url: str) -> bytes:
+    """``text/x-msmsgsinitialemailnotification``: the unread counts, once after login (MSNP3+)."""
+    return _message("text/x-msmsgsinitialemailnotification", [
+        ("Inbox-Unread", str(inbox_unread)),
+        ("Folders-Unread", str(folders_unread)),
+        ("Inbox-URL", "/cgi-bin/HoTMaiL"),
+        ("Folders-URL", "/cgi-bin/folders"),
+        ("Post-URL", post_url),
+    ])
+
+
+@attrs.frozen(slots=True)
+class MailNotice:
+    from_name: str
+    from_addr: str
+    subject: str
+    message_url: str
+    post_url: str
+    dest_folder: str = "ACTIVE"
+
+
+def new_mail_payload(n: MailNotice) -> bytes:
+    """``text/x-msmsgsemailnotification``: one new message arrived (MSNP3+ adds ``id: 2``)."""
+    return _message("text/x-msmsgsemailnotification", [
+        ("From", n.from_name),
+        ("Message-URL", n.message_url),
+        ("Post-URL", n.post_url),
+        ("Subject", n.subject),
+        ("Dest-Folder", n.dest_folder),
+        ("From-Addr", n.from_addr),
+        ("id", "2"),
+    ])

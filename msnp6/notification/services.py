@@ -1,0 +1,218 @@
+"""Service commands: URL (web-service links), SND/SDC (e-mail invitations), FND (member
+directory), PAG (mobile pages, delivered as IPG), and the Hotmail new-mail push."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from ..wire import mobile
+from ..wire.directory import BadSearch, Hit, hit_args, parse_search
+from ..wire.errors import Disconnect, ErrorCode, ProtocolError
+from ..wire.hotmail import MailNotice, initial_mail_payload, new_mail_payload
+from ..wire.lines import Command
+from ..wire.names import is_valid_handle, normalize_handle
+
+if TYPE_CHECKING:
+    from ..core.realm import Realm
+    from .protocol import NotificationProtocol
+    from .state import SessionState
+
+log = Logger()
+
+#: Passport site ids: Hotmail is 2 (reference 4.16); 507 is Messenger's own site id (profile sid),
+#: used for the Messenger-side services, whose real ids are not documented.
+HOTMAIL_SITE = 2
+MESSENGER_SITE = 507
+
+#: FND results above this are refused with 301 (the result is never split).
+MAX_DIRECTORY_RESULTS = 50
+
+
+@attrs.frozen(slots=True)
+class UrlService:
+    #: Where the login form sends the browser: a path on the mail site, or a path on the
+    #: operator's web base (made absolute).
+    path: str
+    site: int
+    mail_relative: bool = False
+    #: Appends the optional parameter (an address or an LCID) to the path.
+    with_param: Callable[[str], str] | None = None
+
+
+URL_SERVICES: dict[str, UrlService] = {
+    "INBOX": UrlService("/cgi-bin/HoTMaiL", HOTMAIL_SITE, mail_relative=True),
+    "FOLDERS": UrlService("/cgi-bin/folders", HOTMAIL_SITE, mail_relative=True),
+    "COMPOSE": UrlService("/cgi-bin/compose", HOTMAIL_SITE, True, lambda to: f"?mailto=1&to={to}"),
+    "MESSAGE": UrlService("/cgi-bin/getmsg", HOTMAIL_SITE, True, lambda msg: f"?msg={msg}"),
+    "PERSON": UrlService("person", MESSENGER_SITE),
+    "PROFILE": UrlService("profile", MESSENGER_SITE, with_param=lambda lcid: f"?lc={lcid}"),
+    "PASSWORD": UrlService("password", MESSENGER_SITE),
+    "MOBILE": UrlService("mobile", MESSENGER_SITE),
+    "CHGMOB": UrlService("mobile/settings", MESSENGER_SITE),
+    "N2PACCOUNT": UrlService("n2p/account", MESSENGER_SITE, with_param=lambda lcid: f"?lc={lcid}"),
+    "N2PFUND": UrlService("n2p/fund", MESSENGER_SITE),
+    "ADDRBOOK": UrlService("addressbook", MESSENGER_SITE),
+    "ADVSEARCH": UrlService("search/advanced", MESSENGER_SITE),
+    "INTSEARCH": UrlService("search/interests", MESSENGER_SITE),
+}
+
+
+def handle_url(conn: "NotificationProtocol", command: Command) -> None:
+    """``URL t SERVICE [param]`` -> ``URL t redirect login-url site-id``."""
+    if command.trid is None or not command.args:
+        raise Disconnect("malformed URL")
+    service = URL_SERVICES.get(command.args[0])
+    if service is None:
+        raise ProtocolError(ErrorCode.INVALID_PARAMETER)
+    config = conn.realm.config
+    param = command.args[1] if len(command.args) > 1 else None
+    path = service.path + (service.with_param(param) if param and service.with_param else "")
+    redirect = path if service.mail_relative else config.web_url(path)
+    login_url = config.web_url("ppsecure/md5auth.srf?lc=1033")
+    conn.send("URL", command.trid, redirect, login_url, service.site)
+
+
+def _require_msnp5(conn: "NotificationProtocol") -> None:
+    """PAG and SDC arrived with MSNP5; to older dialects they are unknown commands."""
+    assert conn.dialect is not None
+    if not conn.dialect.phone_properties:
+        raise ProtocolError(ErrorCode.SYNTAX_ERROR)
+
+
+# -- invitations -------------------------------------------------------------------------------
+
+
+def _record_invitation(conn: "NotificationProtocol", command: Command, recipient: str, lcid: str,
+                       body: str) -> "Deferred[None]":
+    assert conn.state is not None
+    if not conn.realm.invitations.allow(conn.state.handle):
+        raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
+    log.info("{sender} invites {recipient} by e-mail", sender=conn.state.handle, recipient=recipient)
+    d = conn.realm.store.record_invitation(conn.state.handle, recipient, lcid, conn.state.name, body)
+    return d.addCallback(lambda _: conn.send(command.name, command.trid, "OK"))
+
+
+def handle_snd(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
+    """``SND t email [lcid [library [client-id]]]``: recorded for the operator; no mail is sent."""
+    if command.trid is None or not command.args:
+        raise Disconnect("malformed SND")
+    email = normalize_handle(command.args[0])
+    if not is_valid_handle(email):
+        raise ProtocolError(ErrorCode.INVALID_PARAMETER)
+    return _record_invitation(conn, command, email, command.arg(1) or "", "")
+
+
+def handle_sdc(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
+    """``SDC t email-or-FND-index lcid MSMSGS MSMSGS X X my-name length`` + optional text."""
+    _require_msnp5(conn)
+    if command.trid is None or len(command.args) < 3:
+        raise Disconnect("malformed SDC")
+    target = command.args[0]
+    if target.isdigit():  # an index into this connection's last FND results
+        index = int(target)
+        if not 1 <= index <= len(conn.directory_hits):
+            raise ProtocolError(ErrorCode.INVALID_PARAMETER)
+        recipient = conn.directory_hits[index - 1].handle
+    else:
+        recipient = normalize_handle(target)
+        if not is_valid_handle(recipient):
+            raise ProtocolError(ErrorCode.INVALID_PARAMETER)
+    body = (command.payload or b"").decode("utf-8", "replace")
+    return _record_invitation(conn, command, recipient, command.args[1], body)
+
+
+# -- member directory --------------------------------------------------------------------------
+
+
+def handle_fnd(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
+    """``FND t fname= lname= city= state= country=`` over the accounts that opted in."""
+    if command.trid is None:
+        raise Disconnect("malformed FND")
+    try:
+        search = parse_search(command.args)
+    except BadSearch:
+        raise ProtocolError(ErrorCode.INVALID_PARAMETER) from None
+    trid = command.trid
+
+    def found(hits: list[Hit]) -> None:
+        if len(hits) > MAX_DIRECTORY_RESULTS:
+            raise ProtocolError(ErrorCode.TOO_MANY_FND_RESULTS)
+        conn.directory_hits = hits
+        if not hits:
+            conn.send("FND", trid, 0, 0)
+            return
+        for i, hit in enumerate(hits, 1):
+            conn.send("FND", trid, i, len(hits), *hit_args(hit))
+
+    return conn.realm.store.search_directory(search, MAX_DIRECTORY_RESULTS).addCallback(found)
+
+
+# -- mobile pages ------------------------------------------------------------------------------
+
+
+def handle_pag(conn: "NotificationProtocol", command: Command) -> None:
+    """``PAG t target length`` + page. No positive reply; the target gets an ``IPG`` if they allow
+    pages (``MOB Y``) from this sender, are online with an MSNP6 client (a revival has no SMS
+    gateway); otherwise 217, which does not tell which."""
+    _require_msnp5(conn)
+    if command.trid is None or len(command.args) != 2:
+        raise Disconnect("malformed PAG")
+    assert conn.state is not None and conn.dialect is not None
+    target_handle = normalize_handle(command.args[0])
+    if not is_valid_handle(target_handle):
+        raise ProtocolError(ErrorCode.INVALID_PARAMETER)
+    try:
+        page = mobile.parse_page(command.payload or b"")
+    except mobile.BadPage:
+        raise ProtocolError(ErrorCode.INVALID_PARAMETER) from None
+    me = conn.state.handle
+    if not conn.realm.pages.allow(me):
+        raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
+    site_url = conn.realm.config.web_url("mobile/")
+    if len(page.text) > mobile.MAX_PAGE_TEXT:
+        # Too long for a device: reported back as a failed page, the way the service did.
+        if not conn.dialect.incoming_pages:
+            raise ProtocolError(ErrorCode.INVALID_PARAMETER)
+        conn.send_payload("IPG", (), mobile.ipg_payload(
+            to_handle=me, to_id=conn.account_id, from_handle=target_handle, from_id=0, text="",
+            site_url=site_url, notification_id=command.trid, message_id=407))
+        return
+    target = conn.realm.sessions.get(target_handle)
+    if (target is None or target.state is None or target.dialect is None or not target.dialect.incoming_pages
+            or not target.state.mobile_allowed or not target.state.allows(me)):
+        raise ProtocolError(ErrorCode.PRINCIPAL_NOT_ONLINE)
+    target.send_payload("IPG", (), mobile.ipg_payload(
+        to_handle=target_handle, to_id=target.account_id, from_handle=me, from_id=conn.account_id,
+        text=page.text, site_url=site_url))
+
+
+# -- Hotmail -------------------------------------------------------------------------------------
+
+
+def send_initial_mail(conn: "NotificationProtocol", state: "SessionState") -> None:
+    """After the profile, for accounts with a mailbox: the unread counts."""
+    if state.email_enabled:
+        conn.send_payload("MSG", ("Hotmail", "Hotmail"), initial_mail_payload(
+            state.inbox_unread, state.folders_unread, conn.realm.config.web_url("")))
+
+
+def push_new_mail(realm: "Realm", handle: str, from_name: str, from_addr: str, subject: str) -> "Deferred[bool]":
+    """Count one new message for ``handle`` and tell their online session; True if it was told."""
+
+    def counted(unread: int | None) -> bool:
+        if unread is None:
+            raise LookupError(handle)
+        conn = realm.sessions.get(handle)
+        if conn is None or conn.state is None or not conn.state.email_enabled:
+            return False
+        conn.state.inbox_unread = unread
+        conn.send_payload("MSG", ("Hotmail", "Hotmail"), new_mail_payload(MailNotice(
+            from_name=from_name, from_addr=from_addr, subject=subject,
+            message_url=f"/cgi-bin/getmsg?msg={unread}", post_url=realm.config.web_url(""))))
+        return True
+
+    return realm.store.add_unread_mail(handle).addCallback(counted)
+
