@@ -108,7 +108,10 @@ class MsnpConnection(Protocol):
                     self.log.info("conn {conn} {service} <- {line}", conn=self.conn_id, service=self.service, line=self.redact(command))
                 try:
                     handler = self.handlers().get(command.name)
-                    result = handler(self, command) if handler is not None else self.unknown_command(command)
+                    if handler is None:
+                        self.unknown_command(command)
+                        continue
+                    result = handler(self, command)
                 except Exception as e:
                     self._failed(command, e)
                     continue

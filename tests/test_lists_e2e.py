@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from msnp6.testing import MsnpClient, ServerProcess
+from msnp6.testing import ServerProcess
 
 
 class Person:

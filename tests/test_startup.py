@@ -1,7 +1,6 @@
 """Starting the server: the embedded SQLite default, and a PostgreSQL schema not at head."""
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest

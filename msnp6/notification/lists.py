@@ -5,7 +5,7 @@ then the people it concerns are told (RL notices, BPR, presence flips).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from twisted.internet.defer import Deferred
@@ -246,7 +246,7 @@ def handle_prp(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     me = state.handle
     watchers = [w for w in state.lists["RL"] if state.allows(w)]
     shown = (value,) if value else ()
-    field = {PROPERTY_COLUMNS[key]: value == "Y" if key == "MOB" else value}
+    field: dict[str, Any] = {PROPERTY_COLUMNS[key]: value == "Y" if key == "MOB" else value}
 
     def remember(s: SessionState) -> None:
         # Keep the watcher's copy for its next SYN dump, once this user is offline.

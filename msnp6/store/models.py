@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import (
     BigInteger,
@@ -12,6 +13,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -102,7 +104,8 @@ class DirectoryEntry(Base):
     country: Mapped[str] = mapped_column(String(8))
 
 
-accounts = Account.__table__
-list_entries = ListEntry.__table__
-invitations = Invitation.__table__
-directory_entries = DirectoryEntry.__table__
+# Core tables for the store's statements (typed as Table: __table__ is declared as FromClause).
+accounts = cast(Table, Account.__table__)
+list_entries = cast(Table, ListEntry.__table__)
+invitations = cast(Table, Invitation.__table__)
+directory_entries = cast(Table, DirectoryEntry.__table__)
