@@ -72,6 +72,9 @@ class MsnpConnection(Protocol):
         set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
         if set_nodelay is not None:
             set_nodelay(True)  # design.md section 8: Nagle + delayed ACK cost 40 ms per exchange
+            # Logged-in sessions have no idle timeout (old clients ping rarely); let the kernel
+            # find peers that vanished without a FIN.
+            self.transport.setTcpKeepAlive(True)  # type: ignore[union-attr]
         timeout = self.realm.config.login_timeout
         if timeout:
             self._deadline = self.realm.clock.callLater(timeout, self._login_deadline_passed)
