@@ -1,6 +1,7 @@
-"""``twistd msnp6``: options and the service tree (store, DS, NS and SB listeners)."""
+"""``twistd msnp6``: options and the service tree (store, admin port, DS, NS and SB listeners)."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,31 @@ from .auth import CredentialKey, CredentialKeyError
 from .core.realm import Config, Realm
 from .dispatch import DispatchProtocol
 from .framing import RealmFactory
+from .logs import LOGGERS
+from .metrics import Metrics
 from .notification import NotificationProtocol
 from .paths import default_db_url, default_key_file
+from .shutdown import ClientsService, SequentialService, Shutdown, stop_on_sigterm, stop_store
 from .store.schema import SchemaNotAtHead, open_database
 from .store.store import Store
 from .switchboard import SwitchboardProtocol
+from .web import admin_site
 
 log = Logger()
 
 DEFAULT_PORTS = {"ds": 1863, "ns": 1864, "sb": 1865}
+
+#: Options a container sets through the environment: option -> (variable, default). A flag on
+#: the command line wins; an empty variable means the default.
+ENV_DEFAULTS = {
+    "ds": ("MSNP6_DS", f"tcp:{DEFAULT_PORTS['ds']}"),
+    "ns": ("MSNP6_NS", f"tcp:{DEFAULT_PORTS['ns']}"),
+    "sb": ("MSNP6_SB", f"tcp:{DEFAULT_PORTS['sb']}"),
+    "public-host": ("MSNP6_PUBLIC_HOST", "127.0.0.1"),
+    "web-base-url": ("MSNP6_WEB_BASE_URL", ""),
+    "admin": ("MSNP6_ADMIN", ""),
+    "log-format": ("MSNP6_LOG_FORMAT", "text"),
+}
 
 
 class Options(usage.Options):
@@ -33,11 +50,18 @@ class Options(usage.Options):
     optParameters = [
         ["db", None, None, "Database URL [default: $MSNP6_DB, else an SQLite file in the data dir]"],
         ["key-file", None, None, "Credential key file [default: $MSNP6_KEY_FILE, else in the data dir]"],
-        ["ds", None, f"tcp:{DEFAULT_PORTS['ds']}", "Dispatch server endpoint (strports)"],
-        ["ns", None, f"tcp:{DEFAULT_PORTS['ns']}", "Notification server endpoint (strports)"],
-        ["sb", None, f"tcp:{DEFAULT_PORTS['sb']}", "Switchboard endpoint (strports)"],
-        ["public-host", None, "127.0.0.1", "Host put into XFR/RNG replies, with each listener's port"],
-        ["web-base-url", None, "", "Base of web links handed out (URL, CVR) [default: http://PUBLIC-HOST/]"],
+        ["ds", None, None, "Dispatch server endpoint (strports) [default: $MSNP6_DS, else tcp:1863]"],
+        ["ns", None, None, "Notification server endpoint (strports) [default: $MSNP6_NS, else tcp:1864]"],
+        ["sb", None, None, "Switchboard endpoint (strports) [default: $MSNP6_SB, else tcp:1865]"],
+        ["public-host", None, None,
+         "Host put into XFR/RNG replies, with each listener's port [default: $MSNP6_PUBLIC_HOST, else 127.0.0.1]"],
+        ["web-base-url", None, None,
+         "Base of web links handed out (URL, CVR) [default: $MSNP6_WEB_BASE_URL, else http://PUBLIC-HOST/]"],
+        ["admin", None, None,
+         "Admin HTTP endpoint (strports) serving /healthz, /readyz, /metrics [default: $MSNP6_ADMIN, else off]"],
+        ["log-format", None, None,
+         "text, or json (one object per line) [default: $MSNP6_LOG_FORMAT, else text]"],
+        ["shutdown-timeout", None, 5.0, "Seconds a graceful shutdown (SIGTERM) may take", float],
         ["login-timeout", None, 60.0, "Seconds a connection may take to log in", float],
         ["challenge-timeout", None, 50.0, "Seconds a client has to answer CHL", float],
     ]
@@ -47,6 +71,16 @@ class Options(usage.Options):
         if not self["db"]:
             self["db"] = default_db_url()
         self["key-file"] = self["key-file"] or str(default_key_file())
+        for name, (variable, default) in ENV_DEFAULTS.items():
+            if self[name] is None:
+                self[name] = os.environ.get(variable) or default
+        if self["log-format"] not in LOGGERS:
+            raise usage.UsageError(f"--log-format must be one of: {', '.join(LOGGERS)}")
+        # twistd sets up logging from its own options once ours are parsed: hand it our observer
+        # as if --logger had been given (an explicit --logger wins).
+        logger = LOGGERS[self["log-format"]]
+        if logger is not None and self.parent is not None and not self.parent.get("logger"):
+            self.parent["logger"] = logger
 
 
 def with_backlog(description: str, backlog: int = 1024) -> str:
@@ -89,16 +123,20 @@ class ListenerService(service.Service):
 
 
 class StoreService(service.Service):
-    def __init__(self, store: Store) -> None:
+    name = "store"
+
+    def __init__(self, store: Store, reactor: Any, shutdown: Shutdown) -> None:
         self.store = store
+        self._reactor = reactor
+        self._shutdown = shutdown
 
     def startService(self) -> None:
         super().startService()
         self.store.start()
 
-    def stopService(self) -> None:
+    def stopService(self) -> Any:
         super().stopService()
-        self.store.stop()
+        return stop_store(self.store, self._reactor, self._shutdown.remaining())
 
 
 def make_realm(options: Options, reactor: Any) -> Realm:
@@ -122,9 +160,18 @@ def makeService(options: Options) -> service.MultiService:
     from twisted.internet import reactor
 
     realm = make_realm(options, reactor)
-    top = service.MultiService()
-    # Children stop in reverse order: listeners first, the store last.
-    StoreService(realm.store).setServiceParent(top)
+    shutdown = Shutdown(reactor, options["shutdown-timeout"])
+    reactor.callWhenRunning(stop_on_sigterm, reactor)  # after twistd's own handlers
+    # Children stop one at a time in reverse order: the listeners and their clients (OUT SSD),
+    # then the admin port, the store last.
+    top = SequentialService()
+    StoreService(realm.store, reactor, shutdown).setServiceParent(top)
+    if options["admin"]:
+        metrics = Metrics(realm)
+        realm.store.observe = metrics.observe_store
+        ListenerService("admin", options["admin"], admin_site(realm, metrics, reactor), realm, reactor).setServiceParent(top)
+    clients = ClientsService(realm, reactor, shutdown)
+    clients.setServiceParent(top)
     for name, protocol_class in (("ds", DispatchProtocol), ("ns", NotificationProtocol), ("sb", SwitchboardProtocol)):
-        ListenerService(name, options[name], RealmFactory(protocol_class, realm), realm, reactor).setServiceParent(top)
+        ListenerService(name, options[name], RealmFactory(protocol_class, realm), realm, reactor).setServiceParent(clients)
     return top

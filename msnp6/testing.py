@@ -238,15 +238,22 @@ def _bin(name: str) -> str:
 class ServerProcess:
     """``twistd -n msnp6`` in a subprocess on 127.0.0.1, the way an operator runs it."""
 
-    def __init__(self, db: str | None, key_file: Path | None, workdir: Path, extra_args: Sequence[str] = ()) -> None:
-        """``db``/``key_file`` None: leave them out, so the server uses its defaults."""
+    def __init__(self, db: str | None, key_file: Path | None, workdir: Path, extra_args: Sequence[str] = (),
+                 admin: bool = False, env: dict[str, str] | None = None) -> None:
+        """``db``/``key_file`` None: leave them out, so the server uses its defaults. ``admin``:
+        also serve the admin HTTP port (``ports["admin"]``). ``env``: added to the environment."""
         self.db = db
         self.key_file = key_file
         self.workdir = workdir
         self.extra_args = list(extra_args)
+        self.env = dict(env or {})
         self.ports = {"ds": free_port(), "ns": free_port(), "sb": free_port()}
+        if admin:
+            self.ports["admin"] = free_port()  # command() passes it as --admin
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_file = workdir / "msnp6.log"
+        #: The process's stdout and stderr: a file, not a pipe nobody drains (and JSON logs go here).
+        self.out_file = workdir / "msnp6.out"
 
     def command(self) -> list[str]:
         return [
@@ -260,13 +267,13 @@ class ServerProcess:
 
     def start(self, timeout: float = 20.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(self.command(), cwd=self.workdir, env=dict(os.environ),
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        with open(self.out_file, "ab") as out:
+            self.proc = subprocess.Popen(self.command(), cwd=self.workdir, env={**os.environ, **self.env},
+                                         stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                out = self.proc.stdout.read().decode() if self.proc.stdout else ""
-                raise RuntimeError(f"msnp6 exited with {self.proc.returncode}: {out}\n{self.log()}")
+                raise RuntimeError(f"msnp6 exited with {self.proc.returncode}: {self.output()}\n{self.log()}")
             if all(_accepts(p) for p in self.ports.values()):
                 return
             time.sleep(0.05)
@@ -284,8 +291,6 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
         code = self.proc.returncode
-        if self.proc.stdout:
-            self.proc.stdout.close()
         self.proc = None
         return code
 
@@ -295,6 +300,9 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_file.read_text() if self.log_file.exists() else ""
+
+    def output(self) -> str:
+        return self.out_file.read_text() if self.out_file.exists() else ""
 
     def client(self, service: str = "ns") -> MsnpClient:
         return MsnpClient("127.0.0.1", self.ports[service])

@@ -45,10 +45,14 @@ class SchemaState:
         return self.current == self.head
 
 
-def schema_state(engine: Engine) -> SchemaState:
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None: not migrated). Blocking: not on the reactor."""
     with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-    return SchemaState(current, head_revision())
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    return SchemaState(current_revision(engine), head_revision())
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

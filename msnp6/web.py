@@ -1,0 +1,140 @@
+"""The admin HTTP port (``--admin``): ``/healthz``, ``/readyz`` and Prometheus ``/metrics``.
+
+Meant for a load balancer, an orchestrator and Prometheus on a private network, never for
+clients: it has no authentication.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, TimeoutError, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request, Site
+
+from .metrics import Metrics
+from .store.schema import current_revision, head_revision
+
+log = Logger()
+
+#: How long /readyz waits for the database before it answers 503.
+READY_TIMEOUT = 5.0
+
+
+def _plain(request: Request, code: int, text: str) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    request.setHeader(b"cache-control", b"no-store")
+    return (text + "\n").encode("utf-8")
+
+
+class ReadinessCheck:
+    """Is the database reachable and its schema at the Alembic head?
+
+    The query runs in the store's thread pool, never on the reactor thread. Probes that arrive
+    while one query is out share its answer, so a slow database does not fill the pool with them.
+    """
+
+    def __init__(self, realm: Any, reactor: Any, timeout: float = READY_TIMEOUT) -> None:
+        self.realm = realm
+        self.reactor = reactor
+        self.timeout = timeout
+        self.head = head_revision()  # read from disk once, not on every probe
+        self._waiting: list[Deferred[str | None]] | None = None
+
+    def check(self) -> "Deferred[str | None]":
+        """Fires with None when ready, else with the reason (it never fails)."""
+        if getattr(self.realm, "draining", False):
+            return succeed("shutting down")
+        answer: Deferred[str | None] = Deferred()
+        if self._waiting is not None:
+            self._waiting.append(answer)
+            return answer
+        self._waiting = [answer]
+        query = self.realm.store.run(current_revision, self.realm.store.core.engine)
+        query.addTimeout(self.timeout, self.reactor)
+        query.addCallbacks(self._judge, self._failed)
+        query.addCallback(self._answer)
+        return answer
+
+    def _judge(self, current: str | None) -> str | None:
+        if current == self.head:
+            return None
+        return f"schema at {current or 'nothing'}, not at {self.head}: run msnp6-admin migrate"
+
+    def _failed(self, failure: Failure) -> str:
+        if failure.check(TimeoutError):
+            return f"database did not answer within {self.timeout:g} s"
+        error = failure.value
+        lines = str(error).strip().splitlines()
+        detail = f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
+        log.info("readiness check failed: {detail}", detail=detail)
+        return f"database unreachable: {detail}"
+
+    def _answer(self, reason: str | None) -> None:
+        waiting, self._waiting = self._waiting or [], None
+        for d in waiting:
+            d.callback(reason)
+
+
+class Healthz(Resource):
+    """The process is alive and its reactor answers."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        return _plain(request, 200, "ok")
+
+
+class Readyz(Resource):
+    """200 when the database answers and is migrated; 503 with the reason otherwise."""
+
+    isLeaf = True
+
+    def __init__(self, check: ReadinessCheck) -> None:
+        super().__init__()
+        self.check = check
+
+    def render_GET(self, request: Request) -> Any:
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+
+        def respond(reason: str | None) -> None:
+            if gone:
+                return
+            request.write(_plain(request, 503, reason) if reason else _plain(request, 200, "ready"))
+            request.finish()
+
+        self.check.check().addCallback(respond)
+        return NOT_DONE_YET
+
+
+class MetricsPage(Resource):
+    isLeaf = True
+
+    def __init__(self, metrics: Metrics) -> None:
+        super().__init__()
+        self.metrics = metrics
+
+    def render_GET(self, request: Request) -> bytes:
+        body, content_type = self.metrics.render()
+        request.setHeader(b"content-type", content_type.encode("ascii"))
+        request.setHeader(b"cache-control", b"no-store")
+        return body
+
+
+class AdminSite(Site):
+    # Probes and scrapes every few seconds would drown the log in access lines.
+    noisy = False
+
+    def log(self, request: Request) -> None:
+        pass
+
+
+def admin_site(realm: Any, metrics: Metrics, reactor: Any) -> Site:
+    root = Resource()
+    root.putChild(b"healthz", Healthz())
+    root.putChild(b"readyz", Readyz(ReadinessCheck(realm, reactor)))
+    root.putChild(b"metrics", MetricsPage(metrics))
+    return AdminSite(root)
