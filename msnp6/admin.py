@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Sequence
 
@@ -55,6 +59,14 @@ def _parser() -> argparse.ArgumentParser:
     directory.add_argument("--state", default="")
     directory.add_argument("--country", default="US")
     directory.add_argument("--remove", action="store_true")
+    mail = sub.add_parser("mail", help="Hotmail notices").add_subparsers(dest="action", required=True)
+    notify = mail.add_parser("notify", help="one new message: the unread count goes up and an online user is told")
+    notify.add_argument("handle")
+    notify.add_argument("--from", dest="from_name", default="", help="sender's display name")
+    notify.add_argument("--from-addr", required=True, help="sender's address")
+    notify.add_argument("--subject", default="")
+    notify.add_argument("--admin-url", default=None,
+                        help="the server's admin port [default: $MSNP6_ADMIN_URL, else http://127.0.0.1:8180]")
     invitations = sub.add_parser("invitations", help="e-mail invitations users asked for (SND/SDC), newest first")
     invitations.add_argument("--limit", type=int, default=100)
     return p
@@ -90,6 +102,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     url = args.db or default_db_url()
     try:
+        if args.command == "mail":
+            return _mail_notify(args)
         if args.command == "migrate":
             engine = make_engine(url)
             upgrade(engine)
@@ -104,6 +118,21 @@ def run(argv: Sequence[str] | None = None) -> int:
     except (AdminError, SchemaNotAtHead, CredentialKeyError) as e:
         print(f"msnp6-admin: {e}", file=sys.stderr)
         return 1
+
+
+def _mail_notify(args: argparse.Namespace) -> int:
+    """Ask the running server (its admin port) to count and announce one new message."""
+    base = args.admin_url or os.environ.get("MSNP6_ADMIN_URL") or "http://127.0.0.1:8180"
+    form = urllib.parse.urlencode({"handle": _handle(args.handle), "from_name": args.from_name,
+                                   "from_addr": args.from_addr, "subject": args.subject}).encode()
+    try:
+        with urllib.request.urlopen(base.rstrip("/") + "/mail", data=form, timeout=10) as response:
+            print(f"{args.handle}: {response.read().decode().strip()}")
+            return 0
+    except urllib.error.HTTPError as e:
+        raise AdminError(f"{args.handle}: {e.read().decode().strip() or e.reason}") from None
+    except OSError as e:
+        raise AdminError(f"cannot reach the server's admin port at {base} ({e}); is --admin set?") from None
 
 
 def _user(args: argparse.Namespace, store: StoreCore) -> int:

@@ -1,4 +1,5 @@
-"""The admin HTTP port (``--admin``): ``/healthz``, ``/readyz`` and Prometheus ``/metrics``.
+"""The admin HTTP port (``--admin``): ``/healthz``, ``/readyz``, Prometheus ``/metrics``, and
+``POST /mail`` for ``msnp6-admin mail notify``.
 
 Meant for a load balancer, an orchestrator and Prometheus on a private network, never for
 clients: it has no authentication.
@@ -124,6 +125,52 @@ class MetricsPage(Resource):
         return body
 
 
+class MailPush(Resource):
+    """``POST /mail`` (form fields handle, from_name, from_addr, subject): one new message for an
+    account. 200 ``delivered`` when its online session was told, 200 ``counted`` when only the
+    unread count moved (offline, or mail off), 404 for no such account, 400 for bad fields."""
+
+    isLeaf = True
+
+    def __init__(self, realm: Any) -> None:
+        super().__init__()
+        self.realm = realm
+
+    def render_POST(self, request: Request) -> Any:
+        from .notification.services import push_new_mail
+        from .wire.names import is_valid_handle, normalize_handle
+
+        args = request.args or {}
+
+        def field(name: str, limit: int = 256) -> str:
+            return (args.get(name.encode(), [b""])[0] or b"").decode("utf-8", "replace")[:limit]
+
+        handle = normalize_handle(field("handle"))
+        if not is_valid_handle(handle):
+            return _plain(request, 400, "a valid handle is required")
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+
+        def respond(told: bool) -> None:
+            if not gone:
+                request.write(_plain(request, 200, "delivered" if told else "counted"))
+                request.finish()
+
+        def failed(failure: Failure) -> None:
+            if gone:
+                return
+            if failure.check(LookupError):
+                request.write(_plain(request, 404, f"no account {handle}"))
+            else:
+                log.failure("mail push for {handle} failed", failure, handle=handle)
+                request.write(_plain(request, 500, "the store failed"))
+            request.finish()
+
+        push_new_mail(self.realm, handle, field("from_name") or field("from_addr"), field("from_addr"),
+                      field("subject")).addCallbacks(respond, failed)
+        return NOT_DONE_YET
+
+
 class AdminSite(Site):
     # Probes and scrapes every few seconds would drown the log in access lines.
     noisy = False
@@ -137,4 +184,5 @@ def admin_site(realm: Any, metrics: Metrics, reactor: Any) -> Site:
     root.putChild(b"healthz", Healthz())
     root.putChild(b"readyz", Readyz(ReadinessCheck(realm, reactor)))
     root.putChild(b"metrics", MetricsPage(metrics))
+    root.putChild(b"mail", MailPush(realm))
     return AdminSite(root)
