@@ -26,6 +26,7 @@ log = Logger()
 
 
 def handle_usr(conn: "NotificationProtocol", command: Command) -> "Deferred[None] | None":
+    """``USR t MD5 I handle`` -> ``USR t MD5 S salt``; ``USR t MD5 S answer`` -> ``USR t OK ...``."""
     require_version(conn, command)
     if command.arg(0) != "MD5":
         raise Disconnect(f"USR with package {command.arg(0)!r}")
@@ -36,7 +37,8 @@ def handle_usr(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     if stage == "I":
         if conn.login_handle is not None:
             raise ProtocolError(ErrorCode.NOT_EXPECTED, close=True)
-        return _usr_initial(conn, command)
+        _usr_initial(conn, command)
+        return None
     if stage == "S":
         if conn.login_handle is None:
             raise ProtocolError(ErrorCode.NOT_EXPECTED, close=True)
@@ -44,17 +46,27 @@ def handle_usr(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     raise Disconnect(f"USR MD5 {stage!r}")
 
 
-def _usr_initial(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
+def _usr_initial(conn: "NotificationProtocol", command: Command) -> None:
     handle = login_handle(command)
     conn.login_handle = handle
-    # A fresh salt for every attempt, known account or not: nothing tells them apart.
+    # A fresh salt for every attempt, known account or not: nothing tells them apart. It does not
+    # depend on the account, so it goes out at once; USR S waits for the lookup instead.
     conn.salt = new_salt()
+    conn.account_lookup = conn.realm.store.get_account(handle).addErrback(_lookup_failed, handle)
+    conn.send("USR", command.trid, "MD5", "S", conn.salt)
 
-    def found(account: AccountRecord | None) -> None:
-        conn.pending_account = account
-        conn.send("USR", command.trid, "MD5", "S", conn.salt)
 
-    return conn.realm.store.get_account(handle).addCallbacks(found, lambda f: _store_failed(conn, f, handle))
+class _StoreUnavailable:
+    """What an account lookup yields when the database failed (kept as a value, not a Failure,
+    so a client that never sends USR S leaves no unhandled error behind)."""
+
+
+_UNAVAILABLE = _StoreUnavailable()
+
+
+def _lookup_failed(failure: Failure, handle: str) -> _StoreUnavailable:
+    log.failure("login of {handle}: the store failed", failure, handle=handle)
+    return _UNAVAILABLE
 
 
 def _store_failed(conn: "NotificationProtocol", failure: Failure, handle: str) -> Failure:
@@ -62,28 +74,38 @@ def _store_failed(conn: "NotificationProtocol", failure: Failure, handle: str) -
     if failure.check(ProtocolError):
         return failure
     log.failure("login of {handle}: the store failed", failure, handle=handle)
+    return Failure(_unavailable(conn))
+
+
+def _unavailable(conn: "NotificationProtocol") -> ProtocolError:
     assert conn.dialect is not None
-    return Failure(ProtocolError(conn.dialect.store_unavailable_error, close=True))
+    return ProtocolError(conn.dialect.store_unavailable_error, close=True)
 
 
 def _usr_response(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
     if len(command.args) != 3:
         raise Disconnect("USR MD5 S with the wrong number of parameters")
     handle, answer = conn.login_handle, command.args[2]
-    assert handle is not None and conn.salt is not None
+    assert handle is not None and conn.salt is not None and conn.account_lookup is not None
     realm, address = conn.realm, conn.peer.rsplit(":", 1)[0]
     if realm.account_failures.blocked(handle) or realm.address_failures.blocked(address):
         log.warn("login for {handle} from {peer} refused: too many failures", handle=handle, peer=conn.peer)
         realm.count("login_failed")
         raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
-    account = conn.pending_account
-    if account is None or not _password_ok(conn, account, answer):
-        realm.count("login_failed")
-        realm.account_failures.record(handle)
-        realm.address_failures.record(address)
-        log.info("login failed for {handle} from {peer}", handle=handle, peer=conn.peer)
-        raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
-    return _complete_login(conn, command, account)
+    lookup, conn.account_lookup = conn.account_lookup, None
+
+    def verify(account: AccountRecord | _StoreUnavailable | None) -> "Deferred[None]":
+        if isinstance(account, _StoreUnavailable):
+            raise _unavailable(conn)
+        if account is None or not _password_ok(conn, account, answer):
+            realm.count("login_failed")
+            realm.account_failures.record(handle)
+            realm.address_failures.record(address)
+            log.info("login failed for {handle} from {peer}", handle=handle, peer=conn.peer)
+            raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
+        return _complete_login(conn, command, account)
+
+    return lookup.addCallback(verify)
 
 
 def _password_ok(conn: "NotificationProtocol", account: AccountRecord, answer: str) -> bool:
@@ -104,7 +126,6 @@ def _complete_login(conn: "NotificationProtocol", command: Command, account: Acc
     conn.cancel_login_deadline()
     conn.handle = account.handle
     conn.salt = None
-    conn.pending_account = None
     previous = realm.sessions.add(account.handle, conn)
     if previous is not None:
         previous.sign_out("OTH")

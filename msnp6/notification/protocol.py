@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from ..framing import Handler, MsnpConnection
 from ..negotiation import handle_cvr_before_login, handle_inf, handle_ver
-from ..store.records import AccountRecord
 from .state import SessionState
 from ..wire.dialects import Dialect
 from ..wire.directory import Hit
@@ -29,7 +29,8 @@ class NotificationProtocol(MsnpConnection):
         # Login stage.
         self.login_handle: str | None = None
         self.salt: str | None = None
-        self.pending_account: AccountRecord | None = None
+        #: The account lookup started at USR I (an account, None, or a store-failure marker).
+        self.account_lookup: Deferred[Any] | None = None
         # From the successful USR S on (the session is registered before its lists are loaded).
         self.handle: str | None = None
         self.account_id = 0

