@@ -8,6 +8,7 @@ from twisted.internet.testing import StringTransport
 
 from msnp6.auth import CredentialKey
 from msnp6.core.realm import Config, Realm
+from msnp6.framing import ImmediateOutput
 from msnp6.dispatch import DispatchProtocol
 from msnp6.notification import NotificationProtocol
 from msnp6.store.schema import open_database
@@ -23,6 +24,7 @@ def realm(tmp_path):
     store.core.create_account("alice@example.com", "Alice", key.seal("alice@example.com", "pw"))
     r = Realm(Config(login_timeout=60, challenge_delay=1, challenge_timeout=50), clock, store, key)
     r.ports.update(ds=1863, ns=1864, sb=1865)
+    r.output = ImmediateOutput(clock)  # read each reply right after the input that caused it
     return r
 
 

@@ -7,6 +7,7 @@ from twisted.internet.testing import StringTransport
 
 from msnp6.auth import CredentialKey
 from msnp6.core.realm import Config, Realm
+from msnp6.framing import ImmediateOutput
 from msnp6.core.tickets import TicketBook
 from msnp6.notification import NotificationProtocol
 from msnp6.store.schema import open_database
@@ -25,6 +26,7 @@ def realm(tmp_path):
         store.core.create_account(handle, name.upper(), key.seal(handle, "pw"))
     r = Realm(Config(sb_max_participants=3, sb_idle_timeout=600), clock, store, key)
     r.ports.update(ds=1863, ns=1864, sb=1865)
+    r.output = ImmediateOutput(clock)  # read each reply right after the input that caused it
     return r
 
 

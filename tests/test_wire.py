@@ -37,30 +37,37 @@ def test_decoder_reads_payloads_by_byte_count_across_chunks():
     data = b"PNG\nQRY 7 msmsgs@msnmsgr.com 32\r\n" + b"a" * 32 + b"CHG 8 NLN\r\n"
     for i in range(len(data)):
         d.feed(data[i : i + 1])
-    assert [c.name for c in d.ready] == ["PNG", "QRY", "CHG"]
-    assert d.ready[1].payload == b"a" * 32 and d.ready[1].trid == 7
+    got = list(d.commands())
+    assert [c.name for c in got] == ["PNG", "QRY", "CHG"]
+    assert got[1].payload == b"a" * 32 and got[1].trid == 7
 
 
 def test_decoder_caps():
+    def decode(decoder: FrameDecoder, data: bytes) -> list:
+        decoder.feed(data)
+        return list(decoder.commands())
+
     with pytest.raises(FramingError):
-        FrameDecoder(NS_CLIENT_PAYLOAD, max_line=100).feed(b"X" * 101)
+        decode(FrameDecoder(NS_CLIENT_PAYLOAD, max_line=100), b"X" * 101)
     with pytest.raises(FramingError):
-        FrameDecoder(SB_CLIENT_PAYLOAD, max_payload=1664).feed(b"MSG 1 N 1665\r\n")
+        decode(FrameDecoder(SB_CLIENT_PAYLOAD, max_payload=1664), b"MSG 1 N 1665\r\n")
     with pytest.raises(FramingError):
-        FrameDecoder(NS_CLIENT_PAYLOAD).feed(b"QRY 1 id x\r\n")
-    FrameDecoder(SB_CLIENT_PAYLOAD, max_payload=1664).feed(b"MSG 1 N 1664\r\n")
+        decode(FrameDecoder(NS_CLIENT_PAYLOAD), b"QRY 1 id x\r\n")
+    assert decode(FrameDecoder(SB_CLIENT_PAYLOAD, max_payload=1664), b"MSG 1 N 1664\r\n") == []
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.binary(max_size=300), max_size=20))
 def test_decoder_never_fails_other_than_framing_error(chunks):
     d = FrameDecoder(NS_CLIENT_PAYLOAD | SB_CLIENT_PAYLOAD, max_line=512, max_payload=1024)
+    got = []
     try:
         for chunk in chunks:
             d.feed(chunk)
+            got += d.commands()
     except FramingError:
         return
-    for command in d.ready:
+    for command in got:
         assert isinstance(command.name, str) and command.name
         assert command.trid is None or 0 <= command.trid < 2**32
     assert d.buffered <= 512 + 1024 + 600
@@ -73,9 +80,11 @@ def test_decoder_never_fails_other_than_framing_error(chunks):
 def test_decoder_roundtrips_formatted_lines_in_any_chunking(commands, step):
     data = b"".join(format_line(n, t, *a) for n, t, a in commands)
     d = FrameDecoder(NS_CLIENT_PAYLOAD)
+    got = []
     for i in range(0, len(data), step):
         d.feed(data[i : i + step])
-    assert [(c.name, c.trid, list(c.args)) for c in d.ready] == [(n, t, a) for n, t, a in commands]
+        got += d.commands()
+    assert [(c.name, c.trid, list(c.args)) for c in got] == [(n, t, a) for n, t, a in commands]
 
 
 @given(st.text(max_size=200))

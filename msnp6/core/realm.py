@@ -7,6 +7,7 @@ from typing import Any, Callable
 import attrs
 
 from ..auth import CredentialKey
+from ..framing import OutputFlusher
 from .ratelimit import WindowCounter
 from .chats import ChatRegistry
 from .sessions import SessionRegistry
@@ -61,6 +62,7 @@ class Realm:
         self.store = store
         self.key = key
         self.sessions: SessionRegistry[Any] = SessionRegistry()
+        self.output: OutputFlusher = OutputFlusher(clock)
         self.tickets = TicketBook(clock)
         self.chats: ChatRegistry[Any] = ChatRegistry()
         self.account_failures = WindowCounter(clock, config.failure_limit, config.failure_window)

@@ -1,7 +1,7 @@
 """Which client commands carry a byte-counted payload, and the frame decoder that reads them."""
 from __future__ import annotations
 
-from collections import deque
+from typing import Iterator
 
 from .errors import FramingError
 from .lines import Command, parse
@@ -16,11 +16,14 @@ DEFAULT_MAX_LINE = 4096
 
 
 class FrameDecoder:
-    """Turns a byte stream into Commands.
+    """Turns a byte stream into Commands, one at a time (``next``), so nothing is parsed ahead
+    of what the connection is ready to handle.
 
     Lines end in LF with an optional CR before it (bare LF is accepted: Gaim 2001 sent it).
     A payload command is complete once its declared byte count has arrived.
     """
+
+    __slots__ = ("_payload_commands", "_max_line", "_max_payload", "_buffer", "_pos", "_pending", "_pending_length")
 
     def __init__(
         self,
@@ -32,55 +35,56 @@ class FrameDecoder:
         self._max_line = max_line
         self._max_payload = max_payload
         self._buffer = bytearray()
+        self._pos = 0
+        #: The header of a payload command whose bytes have not all arrived.
         self._pending: Command | None = None
         self._pending_length = 0
-        self.ready: deque[Command] = deque()
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        """Bytes received and not yet turned into commands."""
+        return len(self._buffer) - self._pos
 
     def feed(self, data: bytes) -> None:
-        """Add bytes and decode every complete command into ``ready``.
+        if self._pos:
+            del self._buffer[: self._pos]
+            self._pos = 0
+        self._buffer += data
+
+    def next(self) -> Command | None:
+        """The next complete command, or None until more bytes arrive.
 
         Raises FramingError on an over-long line, a bad or over-large payload length.
         """
         buf = self._buffer
-        buf += data
-        start = 0
-        try:
-            while True:
-                if self._pending is not None:
-                    end = start + self._pending_length
-                    if len(buf) < end:
-                        break
-                    self.ready.append(
-                        Command(
-                            self._pending.name,
-                            self._pending.trid,
-                            self._pending.args,
-                            bytes(buf[start:end]),
-                        )
-                    )
-                    self._pending = None
-                    start = end
-                    continue
-                newline = buf.find(b"\n", start)
-                if newline < 0:
-                    if len(buf) - start > self._max_line:
-                        raise FramingError("line too long")
-                    break
-                if newline - start > self._max_line:
+        while True:
+            if self._pending is not None:
+                end = self._pos + self._pending_length
+                if len(buf) < end:
+                    return None
+                head, self._pending = self._pending, None
+                payload = bytes(buf[self._pos : end])
+                self._pos = end
+                return Command(head.name, head.trid, head.args, payload)
+            newline = buf.find(b"\n", self._pos)
+            if newline < 0:
+                if len(buf) - self._pos > self._max_line:
                     raise FramingError("line too long")
-                command = parse(bytes(buf[start:newline]))
-                start = newline + 1
-                if command.name in self._payload_commands:
-                    self._pending = command
-                    self._pending_length = self._declared_length(command)
-                elif command.name:
-                    self.ready.append(command)
-        finally:
-            del buf[:start]
+                return None
+            if newline - self._pos > self._max_line:
+                raise FramingError("line too long")
+            command = parse(bytes(buf[self._pos : newline]))
+            self._pos = newline + 1
+            if command.name in self._payload_commands:
+                self._pending_length = self._declared_length(command)
+                self._pending = command
+            elif command.name:
+                return command
+
+    def commands(self) -> Iterator[Command]:
+        """Every complete command available now."""
+        while (command := self.next()) is not None:
+            yield command
 
     def _declared_length(self, command: Command) -> int:
         if not command.args or not command.args[-1].isdigit() or not command.args[-1].isascii():
