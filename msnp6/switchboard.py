@@ -35,6 +35,9 @@ class SwitchboardProtocol(MsnpConnection):
         self.handle: str | None = None
         self.joined_name = ""
         self.chat: ChatSession["SwitchboardProtocol"] | None = None
+        # The last name seen and its wire form: encoded again only after a rename.
+        self._name_seen = ""
+        self._wire_name = ""
 
     def handlers(self) -> dict[str, Handler]:
         return IN_SESSION if self.chat is not None else LOGIN
@@ -50,6 +53,13 @@ class SwitchboardProtocol(MsnpConnection):
         assert self.handle is not None
         ns = self.realm.sessions.get(self.handle)
         return ns.state.name if ns is not None and ns.state is not None else self.joined_name
+
+    @property
+    def wire_name(self) -> str:
+        name = self.name
+        if name != self._name_seen or not self._wire_name:
+            self._name_seen, self._wire_name = name, encode_name(name)
+        return self._wire_name
 
     # -- joining -------------------------------------------------------------------------------
 
@@ -84,12 +94,12 @@ class SwitchboardProtocol(MsnpConnection):
         del chat.invited[self.handle]
         members = list(chat.members.values())
         lines = [
-            format_line("IRO", command.trid, i, len(members), m.handle, encode_name(m.name))
+            format_line("IRO", command.trid, i, len(members), m.handle, m.wire_name)
             for i, m in enumerate(members, 1)
         ]
         lines.append(format_line("ANS", command.trid, "OK"))
         self.write(b"".join(lines))
-        joi = format_line("JOI", None, self.handle, encode_name(self.name))
+        joi = format_line("JOI", None, self.handle, self.wire_name)
         for member in members:
             member.write(joi)
         self._enter(chat)
@@ -132,7 +142,7 @@ class SwitchboardProtocol(MsnpConnection):
         chat.invited[callee] = ticket.cookie
         self.send("CAL", command.trid, "RINGING", chat.id)
         target.deliver(format_line(
-            "RNG", None, chat.id, self.realm.address("sb"), "CKI", ticket.cookie, me, encode_name(self.name)))
+            "RNG", None, chat.id, self.realm.address("sb"), "CKI", ticket.cookie, me, self.wire_name))
 
     def handle_msg(self, command: Command) -> None:
         """``MSG t U|N|A length`` + payload, relayed as ``MSG handle name length`` + payload."""
@@ -140,7 +150,7 @@ class SwitchboardProtocol(MsnpConnection):
             raise Disconnect("bad MSG acknowledgement type")
         chat, me = self.chat, self.handle
         assert chat is not None and me is not None and command.payload is not None
-        relay = format_payload("MSG", (me, encode_name(self.name)), command.payload)
+        relay = format_payload("MSG", (me, self.wire_name), command.payload)
         delivered = 0
         for other in chat.others(me):
             other.write(relay)
@@ -172,16 +182,20 @@ class SwitchboardProtocol(MsnpConnection):
             self._end(chat)
 
     def _touch(self) -> None:
-        """Restart the session's idle timer."""
+        """Note activity. The idle timer is not moved on every message (a heap operation each);
+        when it fires it looks at the last activity and sleeps again for what is left."""
         chat = self.chat
         assert chat is not None
-        if chat.idle_call is not None and chat.idle_call.active():
-            chat.idle_call.reset(self.realm.config.sb_idle_timeout)
-        else:
+        chat.last_activity = self.realm.clock.seconds()
+        if chat.idle_call is None:
             chat.idle_call = self.realm.clock.callLater(self.realm.config.sb_idle_timeout, self._idle, chat)
 
     def _idle(self, chat: ChatSession["SwitchboardProtocol"]) -> None:
         """The conversation went idle: everyone is told ``BYE handle 1`` for the others, then closed."""
+        left = chat.last_activity + self.realm.config.sb_idle_timeout - self.realm.clock.seconds()
+        if left > 0:
+            chat.idle_call = self.realm.clock.callLater(left, self._idle, chat)
+            return
         chat.idle_call = None
         members = list(chat.members.values())
         for member in members:

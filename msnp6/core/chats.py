@@ -16,6 +16,7 @@ class ChatSession(Generic[P]):
         #: Invited handle -> its RNG cookie, until they answer.
         self.invited: dict[str, str] = {}
         self.idle_call: Any = None
+        self.last_activity = 0.0
 
     def others(self, handle: str) -> Iterator[P]:
         return (conn for h, conn in self.members.items() if h != handle)
