@@ -334,3 +334,41 @@ class ImmediateStore(Store):
 
     def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> "Deferred[Any]":
         return maybeDeferred(fn, *args, **kwargs)
+
+
+def unit_realm(folder: Path, accounts: dict[str, str], password: str = "pw", **config: Any) -> Any:
+    """A Realm for StringTransport/Clock tests: a real SQLite store run on the calling thread,
+    output flushed at once, a Clock at a realistic time, and ``accounts`` (handle -> name)."""
+    from twisted.internet.task import Clock
+
+    from .auth import CredentialKey
+    from .core.realm import Config, Realm
+    from .framing import ImmediateOutput
+    from .store.schema import open_database
+
+    clock = Clock()
+    clock.advance(1_700_000_000)
+    key = CredentialKey.load(folder / "key", create=True)
+    store = ImmediateStore(open_database(f"sqlite:///{folder / 'db.sqlite3'}"))
+    for handle, name in accounts.items():
+        store.core.create_account(handle, name, key.seal(handle, password))
+    realm = Realm(Config(**config), clock, store, key)
+    realm.ports.update(ds=1863, ns=1864, sb=1865)
+    realm.output = ImmediateOutput(clock)  # a reply can be read right after the input that caused it
+    return realm
+
+
+def connect(protocol: Any) -> Any:
+    """Connect a protocol to a fresh StringTransport and return the transport."""
+    from twisted.internet.testing import StringTransport
+
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    return transport
+
+
+def take_lines(transport: Any) -> list[str]:
+    """The complete lines written so far (then forgotten)."""
+    out = transport.value().decode().split("\r\n")[:-1]
+    transport.clear()
+    return out

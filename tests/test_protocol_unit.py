@@ -1,46 +1,28 @@
 """Connection logic with StringTransport and a Clock: fast, deterministic, no sockets."""
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from twisted.internet.defer import Deferred
-from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 
-from msnp6.auth import CredentialKey
-from msnp6.core.realm import Config, Realm
-from msnp6.framing import ImmediateOutput
 from msnp6.dispatch import DispatchProtocol
 from msnp6.notification import NotificationProtocol
-from msnp6.store.schema import open_database
-from msnp6.testing import ImmediateStore, md5_hex
+from msnp6.testing import connect, md5_hex, take_lines, unit_realm
 
 
 @pytest.fixture
 def realm(tmp_path):
-    clock = Clock()
-    clock.advance(1_700_000_000)
-    key = CredentialKey.load(tmp_path / "key", create=True)
-    store = ImmediateStore(open_database(f"sqlite:///{tmp_path / 'db.sqlite3'}"))
-    store.core.create_account("alice@example.com", "Alice", key.seal("alice@example.com", "pw"))
-    r = Realm(Config(login_timeout=60, challenge_delay=1, challenge_timeout=50), clock, store, key)
-    r.ports.update(ds=1863, ns=1864, sb=1865)
-    r.output = ImmediateOutput(clock)  # read each reply right after the input that caused it
-    return r
-
-
-def connect(proto):
-    transport = StringTransport()
-    proto.makeConnection(transport)
-    return transport
+    return unit_realm(tmp_path, {"alice@example.com": "Alice"}, login_timeout=60, challenge_delay=1,
+                      challenge_timeout=50)
 
 
 def lines(transport) -> list[str]:
-    out = transport.value().decode().split("\r\n")
-    transport.clear()
-    return out
+    """The lines written so far, with the empty string after the last CRLF (shows it was complete)."""
+    return take_lines(transport) + [""]
 
 
-def login(realm) -> tuple[NotificationProtocol, StringTransport]:
+def login(realm) -> tuple[NotificationProtocol, Any]:
     ns = NotificationProtocol(realm)
     t = connect(ns)
     ns.dataReceived(b"VER 1 MSNP6 CVR0\r\nINF 2\r\nUSR 3 MD5 I alice@example.com\r\n")

@@ -3,43 +3,20 @@ from __future__ import annotations
 
 import pytest
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 
-from msnp6.auth import CredentialKey
-from msnp6.core.realm import Config, Realm
-from msnp6.framing import ImmediateOutput
 from msnp6.core.tickets import TicketBook
 from msnp6.notification import NotificationProtocol
-from msnp6.store.schema import open_database
 from msnp6.switchboard import SwitchboardProtocol
-from msnp6.testing import ImmediateStore, md5_hex
+from msnp6.testing import connect, md5_hex, take_lines, unit_realm
 
 
 @pytest.fixture
 def realm(tmp_path):
-    clock = Clock()
-    clock.advance(1_700_000_000)
-    key = CredentialKey.load(tmp_path / "key", create=True)
-    store = ImmediateStore(open_database(f"sqlite:///{tmp_path / 'db.sqlite3'}"))
-    for name in ("a", "b", "c", "d"):
-        handle = f"{name}@example.com"
-        store.core.create_account(handle, name.upper(), key.seal(handle, "pw"))
-    r = Realm(Config(sb_max_participants=3, sb_idle_timeout=600), clock, store, key)
-    r.ports.update(ds=1863, ns=1864, sb=1865)
-    r.output = ImmediateOutput(clock)  # read each reply right after the input that caused it
-    return r
+    people = {f"{n}@example.com": n.upper() for n in ("a", "b", "c", "d")}
+    return unit_realm(tmp_path, people, sb_max_participants=3, sb_idle_timeout=600)
 
 
-def connect(proto):
-    t = StringTransport()
-    proto.makeConnection(t)
-    return t
-
-
-def take(t) -> list[str]:
-    out = t.value().decode().split("\r\n")[:-1]
-    t.clear()
-    return out
+take = take_lines
 
 
 def online(realm, handle):
