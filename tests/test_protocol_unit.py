@@ -163,3 +163,13 @@ def test_login_while_shutting_down_gets_server_going_down(realm, versions, code)
     realm.draining = True
     ns.dataReceived(b"USR 2 MD5 I alice@example.com\r\n")
     assert lines(t)[1:] == [f"{code} 2", ""] and t.disconnecting
+
+
+def test_changes_answered_out_of_commit_order_are_all_applied(realm):
+    """With several store threads, a notice caused by someone else (version 1) can arrive after
+    the user's own change (version 2): it is still applied, and the version never goes back."""
+    ns, t = login(realm)
+    ns.state.saw(2)  # the user's own change, answered first
+    ns.deliver(b"ADD 0 RL 1 bob@example.com bob\r\n", 1, lambda s: s.lists["RL"].__setitem__("bob@example.com", "bob"))
+    assert "bob@example.com" in ns.state.lists["RL"] and ns.state.version == 2
+    assert lines(t)[-2] == "ADD 0 RL 1 bob@example.com bob"

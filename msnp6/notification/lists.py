@@ -112,7 +112,7 @@ def handle_add(conn: "NotificationProtocol", command: Command) -> "Deferred[None
 
     def added(change: ListChange) -> None:
         state.lists[list_name][contact] = name
-        state.version = change.version
+        state.saw(change.version)
         conn.send("ADD", trid, list_name, change.version, contact, encode_name(name))
         if list_name != "FL":
             presence.tell_one(conn, contact, allowed_before)
@@ -147,7 +147,7 @@ def handle_rem(conn: "NotificationProtocol", command: Command) -> "Deferred[None
 
     def removed(change: ListChange) -> None:
         state.lists[list_name].pop(contact, None)
-        state.version = change.version
+        state.saw(change.version)
         conn.send("REM", trid, list_name, change.version, contact)
         if list_name != "FL":
             presence.tell_one(conn, contact, allowed_before)
@@ -174,7 +174,8 @@ def handle_blp(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     before = {w: state.allows(w) for w in watchers}
 
     def changed(version: int) -> None:
-        state.blp, state.version = value, version
+        state.blp = value
+        state.saw(version)
         conn.send("BLP", trid, version, value)
         for watcher in watchers:
             presence.tell_one(conn, watcher, before[watcher])
@@ -190,7 +191,8 @@ def handle_gtc(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     state = _state(conn)
 
     def changed(version: int) -> None:
-        state.gtc, state.version = value, version
+        state.gtc = value
+        state.saw(version)
         conn.send("GTC", trid, version, value)
 
     return conn.realm.store.set_setting(conn.account_id, "gtc", value).addCallbacks(changed, _refused)
@@ -207,7 +209,7 @@ def handle_rea(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     state = _state(conn)
     if target != state.handle:
         def renamed_entry(version: int) -> None:
-            state.version = version
+            state.saw(version)
             for entries in state.lists.values():
                 if target in entries:
                     entries[target] = name
@@ -220,7 +222,8 @@ def handle_rea(conn: "NotificationProtocol", command: Command) -> "Deferred[None
         raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)  # about five quick renames, then 800
 
     def renamed(version: int) -> None:
-        state.name, state.version = name, version
+        state.name = name
+        state.saw(version)
         conn.send("REA", trid, version, state.handle, encode_name(name))
         if presence.is_visible(conn.status):
             presence.tell_watchers(conn)
@@ -255,7 +258,7 @@ def handle_prp(conn: "NotificationProtocol", command: Command) -> "Deferred[None
 
     def changed(result: tuple[int, dict[str, int]]) -> None:
         version, bumped = result
-        state.version = version
+        state.saw(version)
         if key == "MOB":
             state.mobile_allowed = value == "Y"
         else:

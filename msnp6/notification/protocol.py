@@ -85,9 +85,9 @@ class NotificationProtocol(MsnpConnection):
                 self._queued.append((line, version, apply))
             return
         if version is not None:
-            if version <= state.version:
-                return
-            state.version = version
+            if version <= state.loaded_version:
+                return  # the lists were loaded after this change: it is in them already
+            state.saw(version)
         if apply is not None:
             apply(state)
         self.write(line)

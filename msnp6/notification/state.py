@@ -26,6 +26,8 @@ class SessionState:
     lists: dict[str, dict[str, str]]
     #: FL contacts' phone data as of login, for the SYN dump's BPR lines.
     contacts: dict[str, ContactInfo]
+    #: The version the lists were loaded at: a change at or below it is already in them.
+    loaded_version: int = 0
 
     @classmethod
     def from_snapshot(cls, snapshot: SyncSnapshot) -> "SessionState":
@@ -38,7 +40,14 @@ class SessionState:
             inbox_unread=a.inbox_unread, folders_unread=a.folders_unread,
             lists={name: {e.contact: e.name for e in snapshot.lists[name]} for name in LISTS},
             contacts=dict(snapshot.contacts),
+            loaded_version=a.list_version,
         )
+
+    def saw(self, version: int) -> None:
+        """A change at ``version`` is in memory now. With several store threads the answers may
+        come back out of commit order, so the version only ever grows."""
+        if version > self.version:
+            self.version = version
 
     def allows(self, viewer: str) -> bool:
         """Whether this user's privacy lets ``viewer`` see and reach them."""
