@@ -26,6 +26,9 @@ _connection_ids = itertools.count(1)
 
 #: Stop reading from a socket whose unprocessed input grows past this while a handler waits.
 _READ_PAUSE_BYTES = 64 * 1024
+#: A client that leaves this much of our output unread is dropped: it would otherwise make the
+#: server buffer without bound (a stalled watcher under presence fan-out, a PNG flood).
+MAX_UNSENT_BYTES = 1024 * 1024
 
 
 class MsnpConnection(Protocol):
@@ -181,6 +184,11 @@ class MsnpConnection(Protocol):
         data = out[0] if len(out) == 1 else b"".join(out)
         self._out = []
         send_now(self.transport, data)
+        if unsent_bytes(self.transport) > MAX_UNSENT_BYTES:
+            self.log.warn("conn {conn} {service} {peer}: not reading its output; dropping it",
+                          conn=self.conn_id, service=self.service, peer=self.peer)
+            self.closing = True
+            self.transport.abortConnection()  # type: ignore[union-attr]
 
     def send(self, name: str, trid: int | None, *args: object) -> None:
         self.write(format_line(name, trid, *args))
@@ -271,6 +279,14 @@ def send_now(transport: Any, data: bytes) -> None:
             data = data[sent:]
     if data:
         transport.write(data)
+
+
+def unsent_bytes(transport: Any) -> int:
+    """What Twisted still holds for this transport (0 when it cannot tell)."""
+    try:
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    except AttributeError:
+        return 0
 
 
 class RealmFactory(Factory):

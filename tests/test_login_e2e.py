@@ -365,3 +365,30 @@ def test_dispatch_out_closes(server):
     with server.client("ds") as c:
         c.send("OUT")
         c.expect_closed()
+
+
+def test_a_client_that_never_reads_is_dropped_and_others_carry_on(server, accounts):
+    """Pings whose answers are never read: once over a megabyte of output waits unsent, the
+    server drops that client instead of buffering without bound."""
+    import socket
+    import time
+
+    with server.client() as good:
+        good.login(accounts.create(), "hunter2")
+        lazy = server.client()
+        lazy.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        lazy.login(accounts.create(), "hunter2")
+        lazy.sock.settimeout(5)
+        dropped = False
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # bounded: at most a minute, ~5 MB a second
+            try:
+                lazy.sock.sendall(b"PNG\r\n" * 1000)
+            except (ConnectionResetError, BrokenPipeError):
+                dropped = True
+                break
+        lazy.close()
+        assert dropped, "the server kept buffering for a client that never reads"
+        good.send("PNG")
+        good.expect("QNG")
+    assert "not reading its output; dropping it" in server.log()
