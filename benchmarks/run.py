@@ -28,10 +28,14 @@ import profile_summary  # noqa: E402
 from loadgen import DEFAULT_PASSWORD, SCENARIOS  # noqa: E402
 from seed import Sizes, seed  # noqa: E402
 
+from msnp6.store.engine import make_engine  # noqa: E402
+from msnp6.store.schema import upgrade  # noqa: E402
+
 QUICK = dict(logins=300, clients=20, idle_sizes="100,300,500", fanout_sizes="20,100", rounds=10,
              pairs=10, duration=2.0, settle=1.0)
 FULL = dict(logins=5000, clients=100, idle_sizes="1000,5000,10000", fanout_sizes="100,1000", rounds=40,
             pairs=100, duration=5.0, settle=3.0)
+
 
 
 def free_port() -> int:
@@ -220,6 +224,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-pin", action="store_true", help="do not use taskset")
     p.add_argument("--no-uvloop", action="store_true")
     p.add_argument("--server-arg", action="append", default=[], help="extra twistd msnp6 option (repeatable)")
+    p.add_argument("--db", help="benchmark on this database instead of a temp SQLite file, e.g. an empty "
+                   "PostgreSQL schema: postgresql://postgres@127.0.0.1/test?options=-csearch_path%%3Dbench "
+                   "(migrated, then seeded)")
     p.add_argument("--out", type=Path, help="append the JSON lines to this file")
     p.add_argument("--workdir", type=Path, help="keep the database, key and logs here (default: a temp dir)")
     p.add_argument("--profile", type=Path, help="py-spy the server into this folder")
@@ -251,6 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (workdir / "bench.sqlite3").exists():
             raise SystemExit(f"{workdir} already holds a benchmark database: use a new --workdir")
         db, key_file = f"sqlite:///{workdir / 'bench.sqlite3'}", workdir / "credential.key"
+        if args.db:
+            db = args.db
+            upgrade(make_engine(db))  # a server refuses a PostgreSQL schema below head
         t0 = time.monotonic()
         made, entries = seed(db, key_file, sizes_for(args, scenarios), DEFAULT_PASSWORD)
         print(f"seeded {made} accounts, {entries} list entries in {time.monotonic() - t0:.1f}s", file=sys.stderr)
