@@ -145,7 +145,7 @@ def make_realm(options: Options, reactor: Any) -> Realm:
         key = CredentialKey.load(Path(options["key-file"]), create=True)
     except (SchemaNotAtHead, CredentialKeyError) as e:
         print(f"msnp6: {e}", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(2) from None
     config = Config(
         public_host=options["public-host"],
         login_timeout=options["login-timeout"],

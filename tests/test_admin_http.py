@@ -194,7 +194,7 @@ def test_json_records_keep_fields_and_failures():
     from twisted.python.failure import Failure
 
     try:
-        1 / 0
+        raise ZeroDivisionError("division by zero")
     except ZeroDivisionError:
         failure = Failure()
     line = event_as_json({
