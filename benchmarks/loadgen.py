@@ -107,6 +107,7 @@ class CpuMeter:
 
 
 def raise_fd_limit() -> int:
+    """Children inherit it: 10k sessions need more than 10k descriptors on both sides."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,39 +23,18 @@ from typing import Any, Sequence
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import profile_summary  # noqa: E402
-from loadgen import DEFAULT_PASSWORD, SCENARIOS  # noqa: E402
+from loadgen import DEFAULT_PASSWORD, SCENARIOS, raise_fd_limit  # noqa: E402
 from seed import Sizes, seed  # noqa: E402
 
 from msnp6.store.engine import make_engine  # noqa: E402
 from msnp6.store.schema import upgrade  # noqa: E402
+from msnp6.testing import free_port, wait_until_listening  # noqa: E402
 
 QUICK = dict(logins=300, clients=20, idle_sizes="100,300,500", fanout_sizes="20,100", rounds=10,
              pairs=10, duration=2.0, settle=1.0)
 FULL = dict(logins=5000, clients=100, idle_sizes="1000,5000,10000", fanout_sizes="100,1000", rounds=40,
             pairs=100, duration=5.0, settle=3.0)
 
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
-
-
-def raise_fd_limit() -> int:
-    """Children inherit it: 10k sessions need more than 10k descriptors on both sides."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
 
 
 def pinned(core: int | None, command: list[str]) -> list[str]:
@@ -94,15 +71,11 @@ class Server:
     def start(self, timeout: float = 30.0) -> None:
         self.proc = subprocess.Popen(self.command, cwd=self.workdir, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if all(accepts(p) for p in self.ports.values()):
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"server did not listen within {timeout}s:\n{self.log_tail()}")
+        try:
+            wait_until_listening(self.proc, self.ports.values(), timeout, self.log_tail)
+        except TimeoutError:
+            self.stop()
+            raise
 
     def log_tail(self, lines: int = 30) -> str:
         text = self.log_file.read_text(errors="replace") if self.log_file.exists() else "(no log)"

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import attrs
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -270,15 +270,11 @@ class ServerProcess:
         with open(self.out_file, "ab") as out:
             self.proc = subprocess.Popen(self.command(), cwd=self.workdir, env={**os.environ, **self.env},
                                          stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"msnp6 exited with {self.proc.returncode}: {self.output()}\n{self.log()}")
-            if all(_accepts(p) for p in self.ports.values()):
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"msnp6 did not start listening in time:\n{self.log()}")
+        try:
+            wait_until_listening(self.proc, self.ports.values(), timeout, lambda: f"{self.output()}\n{self.log()}")
+        except TimeoutError:
+            self.stop()
+            raise
 
     def stop(self, timeout: float = 10.0) -> int | None:
         if self.proc is None:
@@ -308,12 +304,28 @@ class ServerProcess:
         return MsnpClient("127.0.0.1", self.ports[service])
 
 
-def _accepts(port: int) -> bool:
+def accepts(port: int) -> bool:
+    """Something listens on 127.0.0.1:port."""
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
         return True
     except OSError:
         return False
+
+
+def wait_until_listening(proc: "subprocess.Popen[bytes]", ports: Iterable[int], timeout: float,
+                         describe: Callable[[], str]) -> None:
+    """Wait for a server process to listen on every port. RuntimeError if it exits first,
+    TimeoutError (a RuntimeError too) if it takes longer than ``timeout``; ``describe`` gives the
+    log to show."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"msnp6 exited with {proc.returncode}:\n{describe()}")
+        if all(accepts(p) for p in ports):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"msnp6 did not start listening within {timeout:g} s:\n{describe()}")
 
 
 def run_admin(args: Sequence[str], db: str, key_file: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
