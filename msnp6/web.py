@@ -79,6 +79,20 @@ class ReadinessCheck:
             d.callback(reason)
 
 
+def _answer_later(request: Request, answer: "Deferred[tuple[int, str]]") -> Any:
+    """Finish ``request`` with the (status, text) ``answer`` fires with, unless the client left."""
+    gone: list[bool] = []
+    request.notifyFinish().addErrback(lambda _: gone.append(True))
+
+    def respond(result: tuple[int, str]) -> None:
+        if not gone:
+            request.write(_plain(request, *result))
+            request.finish()
+
+    answer.addCallback(respond)
+    return NOT_DONE_YET
+
+
 class Healthz(Resource):
     """The process is alive and its reactor answers."""
 
@@ -98,17 +112,8 @@ class Readyz(Resource):
         self.check = check
 
     def render_GET(self, request: Request) -> Any:
-        gone: list[bool] = []
-        request.notifyFinish().addErrback(lambda _: gone.append(True))
-
-        def respond(reason: str | None) -> None:
-            if gone:
-                return
-            request.write(_plain(request, 503, reason) if reason else _plain(request, 200, "ready"))
-            request.finish()
-
-        self.check.check().addCallback(respond)
-        return NOT_DONE_YET
+        return _answer_later(request, self.check.check().addCallback(
+            lambda reason: (503, reason) if reason else (200, "ready")))
 
 
 class MetricsPage(Resource):
@@ -148,27 +153,16 @@ class MailPush(Resource):
         handle = normalize_handle(field("handle"))
         if not is_valid_handle(handle):
             return _plain(request, 400, "a valid handle is required")
-        gone: list[bool] = []
-        request.notifyFinish().addErrback(lambda _: gone.append(True))
-
-        def respond(told: bool) -> None:
-            if not gone:
-                request.write(_plain(request, 200, "delivered" if told else "counted"))
-                request.finish()
-
-        def failed(failure: Failure) -> None:
-            if gone:
-                return
+        def failed(failure: Failure) -> tuple[int, str]:
             if failure.check(LookupError):
-                request.write(_plain(request, 404, f"no account {handle}"))
-            else:
-                log.failure("mail push for {handle} failed", failure, handle=handle)
-                request.write(_plain(request, 500, "the store failed"))
-            request.finish()
+                return 404, f"no account {handle}"
+            log.failure("mail push for {handle} failed", failure, handle=handle)
+            return 500, "the store failed"
 
-        push_new_mail(self.realm, handle, field("from_name") or field("from_addr"), field("from_addr"),
-                      field("subject")).addCallbacks(respond, failed)
-        return NOT_DONE_YET
+        answer = push_new_mail(self.realm, handle, field("from_name") or field("from_addr"), field("from_addr"),
+                               field("subject"))
+        return _answer_later(request, answer.addCallbacks(
+            lambda told: (200, "delivered" if told else "counted"), failed))
 
 
 class AdminSite(Site):
