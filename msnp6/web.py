@@ -15,7 +15,9 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from .metrics import Metrics
+from .notification.services import push_new_mail
 from .store.schema import current_revision, head_revision
+from .wire.names import is_valid_handle, normalize_handle
 
 log = Logger()
 
@@ -142,9 +144,6 @@ class MailPush(Resource):
         self.realm = realm
 
     def render_POST(self, request: Request) -> Any:
-        from .notification.services import push_new_mail
-        from .wire.names import is_valid_handle, normalize_handle
-
         args = request.args or {}
 
         def field(name: str, limit: int = 256) -> str:
@@ -153,6 +152,7 @@ class MailPush(Resource):
         handle = normalize_handle(field("handle"))
         if not is_valid_handle(handle):
             return _plain(request, 400, "a valid handle is required")
+
         def failed(failure: Failure) -> tuple[int, str]:
             if failure.check(LookupError):
                 return 404, f"no account {handle}"
