@@ -225,11 +225,6 @@ class StoreCore:
 
     # -- lists -------------------------------------------------------------------------------
 
-    def get_lists(self, owner_id: int) -> dict[str, list[ListEntryRecord]]:
-        """All four lists, each in the order entries were added."""
-        with self.engine.connect() as conn:
-            return _lists(conn, owner_id)
-
     def get_snapshot(self, owner_id: int) -> SyncSnapshot | None:
         """The account, its four lists and its FL contacts' phone data, read in one transaction."""
         with self.engine.begin() as conn:
@@ -458,9 +453,6 @@ class Store:
 
     def get_account(self, handle: str) -> "Deferred[AccountRecord | None]":
         return self.run(self.core.get_account, handle)
-
-    def get_lists(self, owner_id: int) -> "Deferred[dict[str, list[ListEntryRecord]]]":
-        return self.run(self.core.get_lists, owner_id)
 
     def get_snapshot(self, owner_id: int) -> "Deferred[SyncSnapshot | None]":
         return self.run(self.core.get_snapshot, owner_id)
