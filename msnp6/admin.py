@@ -9,16 +9,23 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence, TypeVar, cast
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from .auth import CredentialKey, CredentialKeyError
 from .paths import default_db_url, default_key_file
 from .store.engine import make_engine
 from .store.schema import SchemaNotAtHead, open_database, schema_state, upgrade
-from .store.store import DuplicateHandle, StoreCore
+from .bus.memory import MemoryBus
+from .services import AccountService, NoSuchAccount
+from .store.store import DirectStore, DuplicateHandle
 from .wire.names import MAX_ENCODED_NAME_BYTES, encode_name, is_valid_handle, normalize_handle
 
 MAX_PASSWORD = 128
+
+T = TypeVar("T")
 
 
 class AdminError(Exception):
@@ -36,19 +43,19 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("handle")
     add.add_argument("--name", help="friendly name [default: the handle]")
     add.add_argument("--unverified", action="store_true", help="mark the e-mail address unverified")
+    user.add_parser("passwd", help="set a new password (from a prompt or stdin)").add_argument("handle")
     for action, text in (
-        ("passwd", "set a new password (from a prompt or stdin)"),
         ("verify", "mark the e-mail address verified"),
         ("unverify", "mark the e-mail address unverified"),
         ("delete", "delete the account and take it off every list"),
     ):
-        user.add_parser(action, help=text).add_argument("handle")
+        _online(user.add_parser(action, help=text)).add_argument("handle")
     user.add_parser("list", help="list accounts")
     for action, text in (
         ("mail", "turn the Hotmail features (mail notices, inbox links) on or off"),
         ("mobile", "turn the mobile device flag (PRP MBE) on or off"),
     ):
-        toggle = user.add_parser(action, help=text)
+        toggle = _online(user.add_parser(action, help=text))
         toggle.add_argument("handle")
         toggle.add_argument("state", choices=["on", "off"])
     directory = user.add_parser("directory", help="list the account in the member directory (FND), or --remove")
@@ -70,6 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     invitations = sub.add_parser("invitations", help="e-mail invitations users asked for (SND/SDC), newest first")
     invitations.add_argument("--limit", type=int, default=100)
     return p
+
+
+def _online(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument(
+        "--admin-url", default=None,
+        help="the running server's admin port, so online users see the change at once [default: "
+             "$MSNP6_ADMIN_URL; without one, or when it does not answer, the database is written "
+             "directly and online users see the change at their next login]")
+    return parser
 
 
 def _read_password(handle: str) -> str:
@@ -109,9 +125,11 @@ def run(argv: Sequence[str] | None = None) -> int:
             upgrade(engine)
             print(f"schema at {schema_state(engine).current}")
             return 0
-        store = StoreCore(open_database(url))
+        if args.command == "user" and args.action in ONLINE_ACTIONS and _through_server(args):
+            return 0
+        store = DirectStore(open_database(url))
         if args.command == "invitations":
-            for inv in store.list_invitations(args.limit):
+            for inv in store.core.list_invitations(args.limit):
                 print(f"{inv.created_at:%Y-%m-%d %H:%M}\t{inv.sender}\t{inv.recipient}\t{inv.body!r}")
             return 0
         return _user(args, store)
@@ -135,9 +153,65 @@ def _mail_notify(args: argparse.Namespace) -> int:
         raise AdminError(f"cannot reach the server's admin port at {base} ({e}); is --admin set?") from None
 
 
-def _user(args: argparse.Namespace, store: StoreCore) -> int:
+#: The user commands online sessions must hear of: through the running server when it answers.
+ONLINE_ACTIONS = frozenset({"verify", "unverify", "delete", "mail", "mobile"})
+
+
+def _post(url: str, form: dict[str, str]) -> str:
+    """POST to the admin port; AdminError for an answer other than 200, OSError when unreachable."""
+    try:
+        with urllib.request.urlopen(url, data=urllib.parse.urlencode(form).encode(), timeout=10) as response:
+            return str(response.read().decode().strip())
+    except urllib.error.HTTPError as e:
+        raise AdminError(e.read().decode().strip() or str(e.reason)) from None
+
+
+def _through_server(args: argparse.Namespace) -> bool:
+    """Ask the running server to make the change (True), or say why not and let the caller write
+    the database (False)."""
+    base = args.admin_url or os.environ.get("MSNP6_ADMIN_URL")
+    if not base:
+        return False
+    handle = _handle(args.handle)
+    action = args.action
+    form = {"state": args.state} if action in ("mail", "mobile") else {}
+    url = f"{base.rstrip('/')}/accounts/{urllib.parse.quote(handle)}/{action}"
+    try:
+        _post(url, form)
+    except AdminError as e:
+        raise AdminError(f"{handle}: {e}") from None
+    except OSError as e:
+        print(f"msnp6-admin: the server at {base} does not answer ({e}); writing the database directly "
+              "(online users see it at their next login)", file=sys.stderr)
+        return False
+    print(_DONE[action](handle, getattr(args, "state", "")))
+    return True
+
+
+_DONE = {
+    "verify": lambda h, s: f"{h} verified",
+    "unverify": lambda h, s: f"{h} unverified",
+    "delete": lambda h, s: f"deleted {h}",
+    "mail": lambda h, s: f"mail for {h} {s}",
+    "mobile": lambda h, s: f"mobile device for {h} {s}",
+}
+
+
+def _resolved(d: "Deferred[T]") -> T:
+    """The result of a Deferred that has already fired (DirectStore runs on this thread)."""
+    results: list[Any] = []
+    d.addBoth(results.append)
+    assert results, "the store answered later than at once"
+    if isinstance(results[0], Failure):
+        results[0].raiseException()
+    return cast(T, results[0])
+
+
+def _user(args: argparse.Namespace, store: DirectStore) -> int:
+    """The user commands without a running server: the same services the server runs, on a bus
+    nobody listens to (nobody is online to tell)."""
     if args.action == "list":
-        for a in store.list_accounts():
+        for a in _resolved(store.list_accounts()):
             flags = "verified" if a.verified else "unverified"
             print(f"{a.handle}\t{encode_name(a.friendly_name)}\t{flags}\tversion {a.list_version}")
         return 0
@@ -146,41 +220,43 @@ def _user(args: argparse.Namespace, store: StoreCore) -> int:
         name = args.name if args.name is not None else handle
         if not name.strip() or len(encode_name(name)) > MAX_ENCODED_NAME_BYTES:
             raise AdminError(f"the friendly name must be 1 to {MAX_ENCODED_NAME_BYTES} bytes once encoded")
-        if store.get_account(handle) is not None:
+        if _resolved(store.get_account(handle)) is not None:
             raise AdminError(f"{handle} already exists")
-        sealed = _key(args).seal(handle, _read_password(handle))
+        accounts = AccountService(store, MemoryBus(), _key(args))
         try:
-            store.create_account(handle, name, sealed, verified=not args.unverified)
+            _resolved(accounts.create(handle, name, _read_password(handle), verified=not args.unverified))
         except DuplicateHandle:
             raise AdminError(f"{handle} already exists") from None
         print(f"created {handle}")
         return 0
-    if store.get_account(handle) is None:
+    if _resolved(store.get_account(handle)) is None:
         raise AdminError(f"no account {handle}")
-    if args.action == "passwd":
-        store.set_credential(handle, _key(args).seal(handle, _read_password(handle)))
-        print(f"password of {handle} changed")
-    elif args.action in ("verify", "unverify"):
-        store.set_verified(handle, args.action == "verify")
-        print(f"{handle} {args.action}ed")
-    elif args.action == "delete":
-        store.delete_account(handle)
-        print(f"deleted {handle}")
-    elif args.action == "mail":
-        store.set_email_enabled(handle, args.state == "on")
-        print(f"mail for {handle} {args.state}")
-    elif args.action == "mobile":
-        store.set_mobile_enabled(handle, args.state == "on")
-        print(f"mobile device for {handle} {args.state}")
-    elif args.action == "directory":
-        if args.remove:
-            store.remove_directory(handle)
-            print(f"{handle} left the member directory")
-        else:
-            if not (args.first or args.last):
-                raise AdminError("a directory entry needs --first or --last")
-            store.set_directory(handle, args.first, args.last, args.city, args.state, args.country)
-            print(f"{handle} listed in the member directory")
+    accounts = AccountService(store, MemoryBus(), _key(args) if args.action == "passwd" else None)
+    try:
+        if args.action == "passwd":
+            _resolved(accounts.set_password(handle, _read_password(handle)))
+            print(f"password of {handle} changed")
+        elif args.action in ("verify", "unverify"):
+            _resolved(accounts.set_verified(handle, args.action == "verify"))
+        elif args.action == "delete":
+            _resolved(accounts.delete(handle))
+        elif args.action == "mail":
+            _resolved(accounts.set_email_enabled(handle, args.state == "on"))
+        elif args.action == "mobile":
+            _resolved(accounts.set_mobile_enabled(handle, args.state == "on"))
+        elif args.action == "directory":
+            if args.remove:
+                _resolved(accounts.remove_directory(handle))
+                print(f"{handle} left the member directory")
+            else:
+                if not (args.first or args.last):
+                    raise AdminError("a directory entry needs --first or --last")
+                _resolved(accounts.set_directory(handle, args.first, args.last, args.city, args.state, args.country))
+                print(f"{handle} listed in the member directory")
+    except NoSuchAccount:
+        raise AdminError(f"no account {handle}") from None
+    if args.action in _DONE:
+        print(_DONE[args.action](handle, getattr(args, "state", "")))
     return 0
 
 

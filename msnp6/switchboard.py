@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from .core.chats import ChatSession
+from .core.tickets import Ticket
+from .directory.record import PresenceRecord
+from .events import Event, NameChanged, Ring
 from .framing import Handler, MsnpConnection
-from .notification.presence import sees
 from .wire.errors import Disconnect, ErrorCode, ProtocolError
 from .wire.lines import Command, format_line, format_payload
 from .wire.names import encode_name, is_valid_handle, normalize_handle
@@ -33,7 +36,8 @@ class SwitchboardProtocol(MsnpConnection):
     def __init__(self, realm: Any) -> None:
         super().__init__(realm)
         self.handle: str | None = None
-        self.joined_name = ""
+        #: The participant's friendly name: from the ticket, then from NameChanged events.
+        self.name = ""
         self.chat: ChatSession["SwitchboardProtocol"] | None = None
         # The last name seen and its wire form: encoded again only after a rename.
         self._name_seen = ""
@@ -48,61 +52,93 @@ class SwitchboardProtocol(MsnpConnection):
         return super().redact(command)
 
     @property
-    def name(self) -> str:
-        """The participant's current friendly name (a rename on the NS shows up here too)."""
-        assert self.handle is not None
-        ns = self.realm.sessions.get(self.handle)
-        return ns.state.name if ns is not None and ns.state is not None else self.joined_name
-
-    @property
     def wire_name(self) -> str:
-        name = self.name
-        if name != self._name_seen or not self._wire_name:
-            self._name_seen, self._wire_name = name, encode_name(name)
+        """The participant's current friendly name, encoded once per rename."""
+        if self.name != self._name_seen or not self._wire_name:
+            self._name_seen, self._wire_name = self.name, encode_name(self.name)
         return self._wire_name
+
+    # -- events for this participant's account ---------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, NameChanged):
+            self.name = event.name  # a rename on the NS shows in later messages
+
+    def drop(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
 
     # -- joining -------------------------------------------------------------------------------
 
-    def _authenticate(self, command: Command, handle: str, cookie: str, session_id: int | None) -> None:
+    def _authenticate(self, handle: str, cookie: str, session_id: int | None) -> "Deferred[Ticket]":
+        """The ticket behind ``cookie``, if it is this user's and their notification session is
+        still online; else 911 and close."""
         ticket = self.realm.tickets.redeem(cookie, normalize_handle(handle), session_id)
-        ns = self.realm.sessions.get(ticket.handle) if ticket is not None else None
-        if ticket is None or ns is None or ns.state is None:
+
+        def refuse() -> ProtocolError:
             log.info("conn {conn} sb: bad or expired cookie for {handle}", conn=self.conn_id, handle=handle[:129])
-            raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
+            return ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
+
+        if ticket is None:
+            raise refuse()
+
+        def online(record: PresenceRecord | None) -> Ticket:
+            if record is None:
+                raise refuse()
+            return ticket
+
+        return self.realm.directory.get(ticket.handle).addCallback(online)
+
+    def _joined(self, ticket: Ticket) -> bool:
+        if self.closing:
+            return False
         self.cancel_login_deadline()
         self.handle = ticket.handle
-        self.joined_name = ns.state.name
+        self.name = ticket.name
+        self.realm.node.attach(ticket.handle, self)
+        return True
 
-    def handle_usr(self, command: Command) -> None:
+    def handle_usr(self, command: Command) -> "Deferred[None]":
         """``USR t handle cookie`` (caller path): a new session with this user in it."""
         if command.trid is None or len(command.args) != 2:
             raise Disconnect("malformed USR")
-        self._authenticate(command, command.args[0], command.args[1], None)
-        chat = self.realm.chats.create()
-        self._enter(chat)
-        self.send("USR", command.trid, "OK", self.handle, encode_name(self.joined_name))
+        trid = command.trid
 
-    def handle_ans(self, command: Command) -> None:
+        def start(ticket: Ticket) -> None:
+            if not self._joined(ticket):
+                return
+            self._enter(self.realm.chats.create())
+            self.send("USR", trid, "OK", self.handle, self.wire_name)
+
+        return self._authenticate(command.args[0], command.args[1], None).addCallback(start)
+
+    def handle_ans(self, command: Command) -> "Deferred[None]":
         """``ANS t handle cookie session-id`` (callee path): IRO per member, ANS OK, JOI to them."""
         if command.trid is None or len(command.args) != 3 or not command.args[2].isdigit():
             raise Disconnect("malformed ANS")
-        session_id = int(command.args[2])
-        self._authenticate(command, command.args[0], command.args[1], session_id)
-        chat = self.realm.chats.get(session_id)
-        if chat is None or self.handle not in chat.invited:
-            raise Disconnect("ANS for a session that is gone")
-        del chat.invited[self.handle]
-        members = list(chat.members.values())
-        lines = [
-            format_line("IRO", command.trid, i, len(members), m.handle, m.wire_name)
-            for i, m in enumerate(members, 1)
-        ]
-        lines.append(format_line("ANS", command.trid, "OK"))
-        self.write(b"".join(lines))
-        joi = format_line("JOI", None, self.handle, self.wire_name)
-        for member in members:
-            member.write(joi)
-        self._enter(chat)
+        trid, session_id = command.trid, int(command.args[2])
+
+        def join(ticket: Ticket) -> None:
+            chat = self.realm.chats.get(session_id)
+            if chat is None or ticket.handle not in chat.invited:
+                raise Disconnect("ANS for a session that is gone")
+            if not self._joined(ticket):
+                return
+            del chat.invited[ticket.handle]
+            members = list(chat.members.values())
+            lines = [
+                format_line("IRO", trid, i, len(members), m.handle, m.wire_name)
+                for i, m in enumerate(members, 1)
+            ]
+            lines.append(format_line("ANS", trid, "OK"))
+            self.write(b"".join(lines))
+            joi = format_line("JOI", None, self.handle, self.wire_name)
+            for member in members:
+                member.write(joi)
+            self._enter(chat)
+
+        return self._authenticate(command.args[0], command.args[1], session_id).addCallback(join)
 
     def _enter(self, chat: ChatSession["SwitchboardProtocol"]) -> None:
         assert self.handle is not None
@@ -116,12 +152,13 @@ class SwitchboardProtocol(MsnpConnection):
 
     # -- in a session --------------------------------------------------------------------------
 
-    def handle_cal(self, command: Command) -> None:
+    def handle_cal(self, command: Command) -> "Deferred[None]":
         """``CAL t handle``: ring someone through their notification server."""
         if command.trid is None or len(command.args) != 1:
             raise Disconnect("malformed CAL")
         chat, me = self.chat, self.handle
         assert chat is not None and me is not None
+        trid = command.trid
         callee = normalize_handle(command.args[0])
         if not is_valid_handle(callee):
             raise ProtocolError(ErrorCode.INVALID_USERNAME)
@@ -131,18 +168,23 @@ class SwitchboardProtocol(MsnpConnection):
             raise ProtocolError(ErrorCode.ALREADY_THERE)
         if not self.realm.calls.allow(me):
             raise ProtocolError(ErrorCode.CALLING_TOO_RAPIDLY)
-        target = self.realm.sessions.get(callee)
-        # Offline, hidden and blocking look the same (217): a CAL cannot reveal who hides.
-        if not sees(me, target):
-            raise ProtocolError(ErrorCode.PRINCIPAL_NOT_ONLINE)
-        if len(chat.members) + len(chat.invited) >= self.realm.config.sb_max_participants:
-            raise ProtocolError(ErrorCode.SWITCHBOARD_FAILED)
-        assert target is not None and target.dialect is not None
-        ticket = self.realm.tickets.issue(callee, target.dialect.name, chat.id)
-        chat.invited[callee] = ticket.cookie
-        self.send("CAL", command.trid, "RINGING", chat.id)
-        target.deliver(format_line(
-            "RNG", None, chat.id, self.realm.address("sb"), "CKI", ticket.cookie, me, self.wire_name))
+
+        def ring(target: PresenceRecord | None) -> None:
+            # Offline, hidden and blocking look the same (217): a CAL cannot reveal who hides.
+            if target is None or not target.seen_by(me):
+                raise ProtocolError(ErrorCode.PRINCIPAL_NOT_ONLINE)
+            if self.chat is not chat:
+                return  # left the session meanwhile
+            if callee in chat.members or callee in chat.invited:
+                raise ProtocolError(ErrorCode.ALREADY_THERE)
+            if len(chat.members) + len(chat.invited) >= self.realm.config.sb_max_participants:
+                raise ProtocolError(ErrorCode.SWITCHBOARD_FAILED)
+            ticket = self.realm.tickets.issue(callee, target.dialect, chat.id, target.name)
+            chat.invited[callee] = ticket.cookie
+            self.send("CAL", trid, "RINGING", chat.id)
+            self.realm.bus.publish([callee], Ring(chat.id, self.realm.address("sb"), ticket.cookie, me, self.name))
+
+        return self.realm.directory.get(callee).addCallback(ring)
 
     def handle_msg(self, command: Command) -> None:
         """``MSG t U|N|A length`` + payload, relayed as ``MSG handle name length`` + payload."""
@@ -153,7 +195,12 @@ class SwitchboardProtocol(MsnpConnection):
         relay = format_payload("MSG", (me, self.wire_name), command.payload)
         delivered = 0
         for other in chat.others(me):
-            other.write(relay)
+            try:
+                other.write(relay)
+            except Exception:  # one broken participant must not cost the others the message
+                log.failure("conn {conn} sb: relaying to conn {other} failed", conn=self.conn_id, other=other.conn_id)
+                other.drop()
+                continue
             delivered += 1
         self._touch()
         self.realm.count("messages_relayed", delivered)
@@ -170,6 +217,8 @@ class SwitchboardProtocol(MsnpConnection):
 
     def on_connection_lost(self) -> None:
         chat, me = self.chat, self.handle
+        if me is not None:
+            self.realm.node.detach(me, self)
         if chat is None or me is None:
             return
         self.chat = None

@@ -1,12 +1,13 @@
-"""The admin HTTP port (``--admin``): ``/healthz``, ``/readyz``, Prometheus ``/metrics``, and
-``POST /mail`` for ``msnp6-admin mail notify``.
+"""The admin HTTP port (``--admin``): ``/healthz``, ``/readyz``, Prometheus ``/metrics``,
+``POST /mail`` for ``msnp6-admin mail notify`` and ``POST /accounts/<handle>/<action>`` for the
+``msnp6-admin user`` commands.
 
 Meant for a load balancer, an orchestrator and Prometheus on a private network, never for
 clients: it has no authentication.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from twisted.internet.defer import Deferred, TimeoutError, succeed
 from twisted.logger import Logger
@@ -15,7 +16,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from .metrics import Metrics
-from .notification.services import push_new_mail
+from .services import NoSuchAccount
 from .store.schema import current_revision, head_revision
 from .wire.names import is_valid_handle, normalize_handle
 
@@ -132,6 +133,21 @@ class MetricsPage(Resource):
         return body
 
 
+def _form(request: Request, name: str, limit: int = 256) -> str:
+    args = request.args or {}
+    return (args.get(name.encode(), [b""])[0] or b"").decode("utf-8", "replace")[:limit]
+
+
+def _service_failed(handle: str, what: str) -> Callable[[Failure], tuple[int, str]]:
+    def failed(failure: Failure) -> tuple[int, str]:
+        if failure.check(NoSuchAccount):
+            return 404, f"no account {handle}"
+        log.failure("{what} for {handle} failed", failure, what=what, handle=handle)
+        return 500, "the store failed"
+
+    return failed
+
+
 class MailPush(Resource):
     """``POST /mail`` (form fields handle, from_name, from_addr, subject): one new message for an
     account. 200 ``delivered`` when its online session was told, 200 ``counted`` when only the
@@ -144,25 +160,59 @@ class MailPush(Resource):
         self.realm = realm
 
     def render_POST(self, request: Request) -> Any:
-        args = request.args or {}
-
-        def field(name: str, limit: int = 256) -> str:
-            return (args.get(name.encode(), [b""])[0] or b"").decode("utf-8", "replace")[:limit]
-
-        handle = normalize_handle(field("handle"))
+        handle = normalize_handle(_form(request, "handle"))
         if not is_valid_handle(handle):
             return _plain(request, 400, "a valid handle is required")
+        realm = self.realm
 
-        def failed(failure: Failure) -> tuple[int, str]:
-            if failure.check(LookupError):
-                return 404, f"no account {handle}"
-            log.failure("mail push for {handle} failed", failure, handle=handle)
-            return 500, "the store failed"
+        def told(_: int) -> "Deferred[tuple[int, str]]":
+            return realm.directory.get(handle).addCallback(
+                lambda record: (200, "delivered" if record is not None and record.email_enabled else "counted"))
 
-        answer = push_new_mail(self.realm, handle, field("from_name") or field("from_addr"), field("from_addr"),
-                               field("subject"))
-        return _answer_later(request, answer.addCallbacks(
-            lambda told: (200, "delivered" if told else "counted"), failed))
+        answer = realm.services.accounts.add_unread_mail(
+            handle, _form(request, "from_name") or _form(request, "from_addr"), _form(request, "from_addr"),
+            _form(request, "subject"))
+        return _answer_later(request, answer.addCallback(told).addErrback(_service_failed(handle, "mail push")))
+
+
+#: Operator actions on one account that online sessions must hear of:
+#: ``POST /accounts/<handle>/<action>`` (form field ``state`` on|off for mail and mobile).
+#: Creating accounts and setting passwords need no server: msnp6-admin writes those itself.
+ACCOUNT_ACTIONS = frozenset({"verify", "unverify", "delete", "mail", "mobile"})
+
+
+class AccountActions(Resource):
+    """The admin CLI's way into a running server: the change goes through the same services as
+    the protocol handlers, so online sessions see it at once. Private network only (no auth)."""
+
+    isLeaf = True
+
+    def __init__(self, realm: Any) -> None:
+        super().__init__()
+        self.realm = realm
+
+    def render_POST(self, request: Request) -> Any:
+        path = request.postpath or []
+        if len(path) != 2 or path[1].decode("ascii", "replace") not in ACCOUNT_ACTIONS:
+            return _plain(request, 404, "POST /accounts/<handle>/<action>")
+        handle = normalize_handle(path[0].decode("utf-8", "replace"))
+        action = path[1].decode("ascii")
+        if not is_valid_handle(handle):
+            return _plain(request, 400, "a valid handle is required")
+        accounts = self.realm.services.accounts
+        state = _form(request, "state")
+        if action in ("mail", "mobile") and state not in ("on", "off"):
+            return _plain(request, 400, "state must be on or off")
+        if action in ("verify", "unverify"):
+            done = accounts.set_verified(handle, action == "verify")
+        elif action == "delete":
+            done = accounts.delete(handle)
+        elif action == "mail":
+            done = accounts.set_email_enabled(handle, state == "on")
+        else:
+            done = accounts.set_mobile_enabled(handle, state == "on")
+        log.info("admin: {action} {handle}", action=action, handle=handle)
+        return _answer_later(request, done.addCallbacks(lambda _: (200, "ok"), _service_failed(handle, action)))
 
 
 class AdminSite(Site):
@@ -179,4 +229,5 @@ def admin_site(realm: Any, metrics: Metrics, reactor: Any) -> Site:
     root.putChild(b"readyz", Readyz(ReadinessCheck(realm, reactor)))
     root.putChild(b"metrics", MetricsPage(metrics))
     root.putChild(b"mail", MailPush(realm))
+    root.putChild(b"accounts", AccountActions(realm))
     return AdminSite(root)

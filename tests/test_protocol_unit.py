@@ -7,6 +7,7 @@ import pytest
 from twisted.internet.defer import Deferred
 
 from msnp6.dispatch import DispatchProtocol
+from msnp6.events import ReverseListChanged
 from msnp6.notification import NotificationProtocol
 from msnp6.testing import connect, md5_hex, take_lines, unit_realm
 
@@ -132,8 +133,8 @@ def test_changes_made_while_the_lists_load_are_applied_on_top(realm):
     realm.store.get_snapshot = lambda account_id: pending  # ... but delivered only later
     ns.dataReceived(f"USR 4 MD5 S {md5_hex(salt + 'pw')}\r\n".encode())
     assert realm.sessions.get("alice@example.com") is ns and ns.state is None
-    ns.deliver(b"ADD 0 RL 0 old@example.com old\r\n", 0, lambda s: s.lists["RL"].__setitem__("old@example.com", "old"))
-    ns.deliver(b"ADD 0 RL 1 new@example.com new\r\n", 1, lambda s: s.lists["RL"].__setitem__("new@example.com", "new"))
+    realm.bus.publish(["alice@example.com"], ReverseListChanged("old@example.com", "old", True, 0))
+    realm.bus.publish(["alice@example.com"], ReverseListChanged("new@example.com", "new", True, 1))
     assert lines(t) == [""]
     pending.callback(snapshot)
     out = lines(t)
@@ -169,7 +170,8 @@ def test_changes_answered_out_of_commit_order_are_all_applied(realm):
     """With several store threads, a notice caused by someone else (version 1) can arrive after
     the user's own change (version 2): it is still applied, and the version never goes back."""
     ns, t = login(realm)
-    ns.state.saw(2)  # the user's own change, answered first
-    ns.deliver(b"ADD 0 RL 1 bob@example.com bob\r\n", 1, lambda s: s.lists["RL"].__setitem__("bob@example.com", "bob"))
+    ns.stream.apply(2, lambda s: s.lists["FL"].__setitem__("carol@example.com", "carol"), own=True)
+    assert ns.state.version == 0 and "carol@example.com" in ns.state.lists["FL"]  # held, but in effect
+    realm.bus.publish(["alice@example.com"], ReverseListChanged("bob@example.com", "bob", True, 1))
     assert "bob@example.com" in ns.state.lists["RL"] and ns.state.version == 2
     assert lines(t)[-2] == "ADD 0 RL 1 bob@example.com bob"

@@ -7,9 +7,15 @@ from typing import Any, Callable
 import attrs
 
 from ..auth import CredentialKey
+from ..bus.interface import Bus
+from ..bus.memory import MemoryBus
+from ..directory.interface import Directory
+from ..directory.memory import MemoryDirectory
 from ..framing import OutputFlusher
-from .ratelimit import WindowCounter
+from ..services import AccountService, ListService, Services
 from .chats import ChatRegistry
+from .node import LocalNode
+from .ratelimit import WindowCounter
 from .sessions import SessionRegistry
 from .tickets import TicketBook
 
@@ -49,6 +55,9 @@ class Config:
     sb_idle_timeout: float = 1800.0
     #: Base of the web links the server hands out (CVR download page, URL services).
     web_base_url: str = ""
+    #: Seconds a session waits for a missing list version (an event still on its way) before it
+    #: reloads its lists from SQL.
+    gap_timeout: float = 2.0
 
     def web_url(self, path: str = "") -> str:
         base = self.web_base_url or f"http://{self.public_host}/"
@@ -56,11 +65,22 @@ class Config:
 
 
 class Realm:
-    def __init__(self, config: Config, clock: Any, store: Any, key: CredentialKey) -> None:
+    """One node: its listeners' shared state. ``bus`` and ``directory`` are what it shares with
+    other nodes (in one process, the in-memory ones; two realms given the same pair form a
+    two-node cluster)."""
+
+    def __init__(self, config: Config, clock: Any, store: Any, key: CredentialKey, bus: Bus | None = None,
+                 directory: Directory | None = None, node_name: str = "n1") -> None:
         self.config = config
         self.clock = clock
         self.store = store
         self.key = key
+        self.bus: Bus = bus if bus is not None else MemoryBus()
+        self.directory: Directory = directory if directory is not None else MemoryDirectory()
+        self.node = LocalNode(node_name, self.bus)
+        self.services = Services(ListService(store, self.bus, config), AccountService(store, self.bus, key))
+        #: This node's own notification sessions (metrics, shutdown): never read for another
+        #: user's state, which the directory holds.
         self.sessions: SessionRegistry[Any] = SessionRegistry()
         self.output: OutputFlusher = OutputFlusher(clock)
         self.tickets = TicketBook(clock)

@@ -15,6 +15,8 @@ class Ticket:
     session_id: int | None
     dialect: str
     expires: float
+    #: The holder's friendly name when the ticket was issued (shown until they rename).
+    name: str = ""
 
 
 class TicketBook:
@@ -23,11 +25,11 @@ class TicketBook:
         self._lifetime = lifetime
         self._tickets: dict[str, Ticket] = {}
 
-    def issue(self, handle: str, dialect: str, session_id: int | None = None) -> Ticket:
+    def issue(self, handle: str, dialect: str, session_id: int | None = None, name: str = "") -> Ticket:
         self._prune()
         # Shaped like the real ones (digits.unixtime.digits) but with 64 random bits.
         cookie = f"{secrets.randbelow(10**10)}.{int(self._clock.seconds())}.{secrets.randbelow(10**10)}"
-        ticket = Ticket(cookie, handle, session_id, dialect, self._clock.seconds() + self._lifetime)
+        ticket = Ticket(cookie, handle, session_id, dialect, self._clock.seconds() + self._lifetime, name)
         self._tickets[cookie] = ticket
         return ticket
 

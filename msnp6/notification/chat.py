@@ -20,5 +20,5 @@ def handle_xfr(conn: "NotificationProtocol", command: Command) -> None:
     if not is_visible(conn.status):
         raise ProtocolError(ErrorCode.NOT_ALLOWED_WHEN_OFFLINE)
     assert conn.state is not None and conn.dialect is not None
-    ticket = conn.realm.tickets.issue(conn.state.handle, conn.dialect.name)
+    ticket = conn.realm.tickets.issue(conn.state.handle, conn.dialect.name, name=conn.state.name)
     conn.send("XFR", command.trid, "SB", conn.realm.address("sb"), "CKI", ticket.cookie)

@@ -5,17 +5,17 @@ then the people it concerns are told (RL notices, BPR, presence flips).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import attrs
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from ..directory.record import PresenceRecord
 from ..store.records import ContactInfo
-from ..store.store import PROPERTY_COLUMNS, ListChange, ListRefused
+from ..store.store import ListChange, ListRefused
 from ..wire import sync
 from ..wire.errors import Disconnect, ErrorCode, ProtocolError
-from ..wire.lines import Command, format_line
+from ..wire.lines import Command
 from ..wire.names import decode_name, encode_name, encoded_name_fits, is_valid_handle, normalize_handle
 from . import presence
 from .state import SessionState
@@ -44,47 +44,65 @@ def _need_trid(command: Command, min_args: int) -> int:
     return command.trid
 
 
-def contact_info(conn: "NotificationProtocol", handle: str) -> ContactInfo | None:
-    """Live data for an online contact, else what was loaded (or learnt from ADD/BPR)."""
-    other = conn.realm.sessions.get(handle)
-    if other is not None and other.state is not None:
-        s = other.state
-        return ContactInfo(handle, s.phones["PHH"], s.phones["PHW"], s.phones["PHM"], s.mobile_allowed,
-                           s.allows(_state(conn).handle))
-    return _state(conn).contacts.get(handle)
-
-
-def listing(conn: "NotificationProtocol") -> sync.Listing:
+def _contacts(conn: "NotificationProtocol", records: dict[str, PresenceRecord]) -> dict[str, ContactInfo]:
+    """BPR data of the FL contacts: live for the online ones (from the directory), else what was
+    loaded (or learnt from ADD/BPR since)."""
     s = _state(conn)
-    return sync.Listing(
-        version=s.version, gtc=s.gtc, blp=s.blp, phones=s.phones, mobile_allowed=s.mobile_allowed,
-        mobile_enabled=s.mobile_enabled, lists=s.lists,
-        contacts={h: info for h in s.lists["FL"] if (info := contact_info(conn, h)) is not None},
-    )
+    me = s.handle
+    contacts = {}
+    for h in s.lists["FL"]:
+        record = records.get(h)
+        info = _live_info(record, me) if record is not None else s.contacts.get(h)
+        if info is not None:
+            contacts[h] = info
+    return contacts
 
 
-def handle_syn(conn: "NotificationProtocol", command: Command) -> None:
+def _live_info(record: PresenceRecord, viewer: str) -> ContactInfo:
+    return ContactInfo(record.handle, *record.phones, record.mobile_allowed, record.allows(viewer))
+
+
+def listing(conn: "NotificationProtocol") -> "Deferred[sync.Listing]":
+    """The lists as SQL holds them at ``state.version`` (waiting out a version gap first)."""
+
+    def build(records: dict[str, PresenceRecord]) -> sync.Listing:
+        s = _state(conn)
+        return sync.Listing(
+            version=s.version, gtc=s.gtc, blp=s.blp, phones=s.phones, mobile_allowed=s.mobile_allowed,
+            mobile_enabled=s.mobile_enabled, lists=s.lists, contacts=_contacts(conn, records),
+        )
+
+    return conn.stream.settled().addCallback(
+        lambda _: conn.realm.directory.get_many(list(_state(conn).lists["FL"]))).addCallback(build)
+
+
+def handle_syn(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
     trid = _need_trid(command, 1)
     if not command.args[0].isdigit():
         raise Disconnect("malformed SYN")
     cached = int(command.args[0])
     conn.synced = True
-    state = _state(conn)
-    # 0 means "no cache": always dump, even for a new account still at version 0.
-    if cached and cached == state.version:
-        conn.send("SYN", trid, cached)
-        return
-    assert conn.dialect is not None
-    conn.write(b"".join(sync.dump(trid, listing(conn), conn.dialect)))
+
+    def answer(listing: sync.Listing) -> None:
+        # 0 means "no cache": always dump, even for a new account still at version 0.
+        if cached and cached == listing.version:
+            conn.send("SYN", trid, cached)
+            return
+        assert conn.dialect is not None
+        conn.write(b"".join(sync.dump(trid, listing, conn.dialect)))
+
+    return listing(conn).addCallback(answer)
 
 
-def handle_lst(conn: "NotificationProtocol", command: Command) -> None:
+def handle_lst(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
     trid = _need_trid(command, 1)
     name = command.args[0]
     if name not in ("FL", "AL", "BL", "RL"):
         raise Disconnect(f"LST of {name!r}")
     assert conn.dialect is not None
-    conn.write(b"".join(sync.list_lines(trid, name, listing(conn), conn.dialect, with_bpr=False)))
+    dialect = conn.dialect
+    return listing(conn).addCallback(
+        lambda listing: conn.write(b"".join(sync.list_lines(trid, name, listing, dialect, with_bpr=False))))
 
 
 def _list_and_contact(command: Command) -> tuple[str, str]:
@@ -95,6 +113,14 @@ def _list_and_contact(command: Command) -> tuple[str, str]:
     if not is_valid_handle(contact):
         raise ProtocolError(ErrorCode.INVALID_PARAMETER)
     return list_name, contact
+
+
+def _privacy_changed(conn: "NotificationProtocol", watchers: dict[str, bool]) -> None:
+    """AL, BL or BLP moved: the directory learns the new summary, and each watcher whose view of
+    this user flipped is told."""
+    conn.publish_record()
+    for watcher, allowed_before in watchers.items():
+        presence.tell_one(conn, watcher, allowed_before)
 
 
 def handle_add(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
@@ -108,33 +134,33 @@ def handle_add(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     state = _state(conn)
     me = state.handle
     allowed_before = state.allows(contact)
-    limit = conn.realm.config.list_limits[list_name]
 
-    def added(change: ListChange) -> None:
-        state.lists[list_name][contact] = name
-        state.saw(change.version)
+    def added(change: ListChange) -> "Deferred[None] | None":
+        info = change.contact_info
+
+        def remember(s: SessionState) -> None:
+            s.lists[list_name][contact] = name
+            if info is not None:
+                s.contacts[contact] = info
+
+        conn.stream.apply(change.version, remember, own=True)
         conn.send("ADD", trid, list_name, change.version, contact, encode_name(name))
         if list_name != "FL":
-            presence.tell_one(conn, contact, allowed_before)
-            return
-        if change.contact_info is not None:
-            state.contacts[contact] = change.contact_info
+            _privacy_changed(conn, {contact: allowed_before})
+            return None
         assert conn.dialect is not None
-        if conn.synced and conn.dialect.phone_properties:
-            conn.write(b"".join(sync.bpr_lines(change.version, contact, contact_info(conn, contact))))
-        target = conn.realm.sessions.get(contact)
-        if presence.sees(me, target):
-            conn.write(presence.iln_line(trid, target))
-        if target is not None and change.contact_version is not None:
-            my_name = state.name
-            target.deliver(
-                format_line("ADD", 0, "RL", change.contact_version, me, encode_name(my_name)),
-                change.contact_version,
-                lambda s: s.lists["RL"].__setitem__(me, my_name),
-            )
+        dialect = conn.dialect
 
-    return conn.realm.store.add_entry(conn.account_id, state.name, list_name, contact, name, limit).addCallbacks(
-        added, _refused)
+        def show(record: PresenceRecord | None) -> None:
+            if conn.synced and dialect.phone_properties:
+                live = _live_info(record, me) if record is not None else info
+                conn.write(b"".join(sync.bpr_lines(change.version, contact, live)))
+            if record is not None and record.seen_by(me):
+                conn.write(presence.iln_line(trid, record))
+
+        return conn.realm.directory.get(contact).addCallback(show)
+
+    return conn.realm.services.lists.add(conn.actor, list_name, contact, name).addCallbacks(added, _refused)
 
 
 def handle_rem(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
@@ -142,26 +168,20 @@ def handle_rem(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     trid = _need_trid(command, 2)
     list_name, contact = _list_and_contact(command)
     state = _state(conn)
-    me = state.handle
     allowed_before = state.allows(contact)
 
     def removed(change: ListChange) -> None:
-        state.lists[list_name].pop(contact, None)
-        state.saw(change.version)
+        def forget(s: SessionState) -> None:
+            s.lists[list_name].pop(contact, None)
+            if list_name == "FL":
+                s.contacts.pop(contact, None)
+
+        conn.stream.apply(change.version, forget, own=True)
         conn.send("REM", trid, list_name, change.version, contact)
         if list_name != "FL":
-            presence.tell_one(conn, contact, allowed_before)
-            return
-        state.contacts.pop(contact, None)
-        target = conn.realm.sessions.get(contact)
-        if target is not None and change.contact_version is not None:
-            target.deliver(
-                format_line("REM", 0, "RL", change.contact_version, me),
-                change.contact_version,
-                lambda s: s.lists["RL"].pop(me, None),
-            )
+            _privacy_changed(conn, {contact: allowed_before})
 
-    return conn.realm.store.remove_entry(conn.account_id, list_name, contact).addCallbacks(removed, _refused)
+    return conn.realm.services.lists.remove(conn.actor, list_name, contact).addCallbacks(removed, _refused)
 
 
 def handle_blp(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
@@ -170,17 +190,14 @@ def handle_blp(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     if value not in ("AL", "BL"):
         raise ProtocolError(ErrorCode.INVALID_PARAMETER)
     state = _state(conn)
-    watchers = list(state.lists["RL"])
-    before = {w: state.allows(w) for w in watchers}
+    before = {w: state.allows(w) for w in state.lists["RL"]}
 
     def changed(version: int) -> None:
-        state.blp = value
-        state.saw(version)
+        conn.stream.apply(version, lambda s: setattr(s, "blp", value), own=True)
         conn.send("BLP", trid, version, value)
-        for watcher in watchers:
-            presence.tell_one(conn, watcher, before[watcher])
+        _privacy_changed(conn, before)
 
-    return conn.realm.store.set_setting(conn.account_id, "blp", value).addCallbacks(changed, _refused)
+    return conn.realm.services.lists.set_setting(conn.actor, "blp", value).addCallbacks(changed, _refused)
 
 
 def handle_gtc(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
@@ -188,14 +205,12 @@ def handle_gtc(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     value = command.args[0]
     if value not in ("A", "N"):
         raise Disconnect(f"GTC {value!r}")
-    state = _state(conn)
 
     def changed(version: int) -> None:
-        state.gtc = value
-        state.saw(version)
+        conn.stream.apply(version, lambda s: setattr(s, "gtc", value), own=True)
         conn.send("GTC", trid, version, value)
 
-    return conn.realm.store.set_setting(conn.account_id, "gtc", value).addCallbacks(changed, _refused)
+    return conn.realm.services.lists.set_setting(conn.actor, "gtc", value).addCallbacks(changed, _refused)
 
 
 def handle_rea(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
@@ -207,28 +222,31 @@ def handle_rea(conn: "NotificationProtocol", command: Command) -> "Deferred[None
         raise Disconnect("REA with an over-long name")
     name = decode_name(wire_name)
     state = _state(conn)
+    lists = conn.realm.services.lists
     if target != state.handle:
-        def renamed_entry(version: int) -> None:
-            state.saw(version)
-            for entries in state.lists.values():
+        def rename_entries(s: SessionState) -> None:
+            for entries in s.lists.values():
                 if target in entries:
                     entries[target] = name
+
+        def renamed_entry(version: int) -> None:
+            conn.stream.apply(version, rename_entries, own=True)
             conn.send("REA", trid, version, target, encode_name(name))
 
-        return conn.realm.store.rename_contact(conn.account_id, target, name).addCallbacks(renamed_entry, _refused)
+        return lists.rename_contact(conn.actor, target, name).addCallbacks(renamed_entry, _refused)
     if not state.verified:
         raise ProtocolError(ErrorCode.INVALID_FRIENDLY_NAME)  # the client locks the name anyway
     if not conn.realm.renames.allow(state.handle):
         raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)  # about five quick renames, then 800
 
     def renamed(version: int) -> None:
-        state.name = name
-        state.saw(version)
+        conn.stream.apply(version, lambda s: setattr(s, "name", name), own=True)
         conn.send("REA", trid, version, state.handle, encode_name(name))
+        conn.publish_record()
         if presence.is_visible(conn.status):
             presence.tell_watchers(conn)
 
-    return conn.realm.store.rename_self(conn.account_id, name).addCallback(renamed)
+    return lists.rename_self(conn.actor, name).addCallback(renamed)
 
 
 def handle_prp(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
@@ -246,28 +264,18 @@ def handle_prp(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     elif value is not None and len(value.encode()) > MAX_PHONE_BYTES:
         raise Disconnect("PRP value too long")
     state = _state(conn)
-    me = state.handle
     watchers = [w for w in state.lists["RL"] if state.allows(w)]
     shown = (value,) if value else ()
-    field: dict[str, Any] = {PROPERTY_COLUMNS[key]: value == "Y" if key == "MOB" else value}
 
     def remember(s: SessionState) -> None:
-        # Keep the watcher's copy for its next SYN dump, once this user is offline.
-        if me in s.contacts:
-            s.contacts[me] = attrs.evolve(s.contacts[me], **field)
-
-    def changed(result: tuple[int, dict[str, int]]) -> None:
-        version, bumped = result
-        state.saw(version)
         if key == "MOB":
-            state.mobile_allowed = value == "Y"
+            s.mobile_allowed = value == "Y"
         else:
-            state.phones[key] = value
+            s.phones[key] = value
+
+    def changed(version: int) -> None:
+        conn.stream.apply(version, remember, own=True)
         conn.send("PRP", trid, version, key, *shown)
-        for watcher, watcher_version in bumped.items():
-            other = conn.realm.sessions.get(watcher)
-            if other is not None:
-                other.deliver(format_line("BPR", None, watcher_version, me, key, *shown), watcher_version, remember)
+        conn.publish_record()
 
-    return conn.realm.store.set_property(conn.account_id, key, value, watchers).addCallback(changed)
-
+    return conn.realm.services.lists.set_property(conn.actor, key, value, watchers).addCallback(changed)

@@ -94,7 +94,7 @@ def _usr_response(conn: "NotificationProtocol", command: Command) -> "Deferred[N
         raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
     lookup, conn.account_lookup = conn.account_lookup, None
 
-    def verify(account: AccountRecord | _StoreUnavailable | None) -> "Deferred[None]":
+    def verify(account: AccountRecord | _StoreUnavailable | None) -> "Deferred[None] | None":
         if isinstance(account, _StoreUnavailable):
             raise _unavailable(conn)
         if account is None or not _password_ok(conn, account, answer):
@@ -119,18 +119,20 @@ def _password_ok(conn: "NotificationProtocol", account: AccountRecord, answer: s
     return md5_login_ok(password, conn.salt, answer)
 
 
-def _complete_login(conn: "NotificationProtocol", command: Command, account: AccountRecord) -> "Deferred[None]":
+def _complete_login(conn: "NotificationProtocol", command: Command, account: AccountRecord) -> "Deferred[None] | None":
     """Register the session first, then load its lists: changes made by others in between are
-    queued on the connection and applied on top when their version is newer than the load."""
+    queued on the connection and applied on top when their version is newer than the load.
+    A client that hung up meanwhile leaves nothing behind: no session, no directory record."""
     realm = conn.realm
+    if conn.closing:
+        return None
     conn.cancel_login_deadline()
-    conn.handle = account.handle
     conn.salt = None
-    previous = realm.sessions.add(account.handle, conn)
-    if previous is not None:
-        previous.sign_out("OTH")
+    conn.register(account.handle)
 
     def loaded(snapshot: SyncSnapshot | None) -> None:
+        if conn.closing:
+            return  # hung up while the lists loaded: on_connection_lost unregistered it
         if snapshot is None:
             raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)  # deleted meanwhile
         state = SessionState.from_snapshot(snapshot)
@@ -149,8 +151,7 @@ def _complete_login(conn: "NotificationProtocol", command: Command, account: Acc
         realm.count("login_ok")
 
     def failed(failure: Failure) -> Failure:
-        realm.sessions.remove(account.handle, conn)
-        conn.handle = None
+        conn.unregister()
         return _store_failed(conn, failure, account.handle)
 
     return realm.store.get_snapshot(account.id).addCallbacks(loaded, failed)

@@ -1,12 +1,15 @@
 """The notification-server connection: its state and its handler tables."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from ..directory.record import PresenceRecord
+from ..events import Event, SignedInElsewhere
 from ..framing import Handler, MsnpConnection
+from ..services import Actor
 from ..negotiation import handle_cvr_before_login, handle_inf, handle_ver
 from .state import SessionState
 from ..wire.dialects import Dialect
@@ -14,7 +17,8 @@ from ..wire.directory import Hit
 from ..wire.errors import ErrorCode, ProtocolError
 from ..wire.lines import Command
 from ..wire.payload import NS_CLIENT_PAYLOAD
-from . import challenges, chat, extras, lists, login, presence, services
+from . import challenges, chat, extras, inbox, lists, login, presence, services
+from .stream import ChangeStream
 
 log = Logger()
 
@@ -33,10 +37,13 @@ class NotificationProtocol(MsnpConnection):
         self.account_lookup: Deferred[Any] | None = None
         # From the successful USR S on (the session is registered before its lists are loaded).
         self.handle: str | None = None
+        self.session_id = ""
         self.account_id = 0
         #: In-memory lists and settings; None until loaded (then USR OK goes out).
         self.state: SessionState | None = None
-        self._queued: list[tuple[bytes, int | None, Callable[[SessionState], None] | None]] = []
+        #: Events that arrived while the lists were loading.
+        self._queued: list[Event] = []
+        self.stream = ChangeStream(self)
         self.mspauth = ""
         self.login_time = 0
         self.synced = False
@@ -67,42 +74,86 @@ class NotificationProtocol(MsnpConnection):
             return f"QRY {command.trid} {command.arg(0)} <answer hidden>"
         return super().redact(command)
 
+    @property
+    def actor(self) -> Actor:
+        assert self.state is not None
+        return Actor(self.account_id, self.state.handle, self.state.name)
+
+    # -- the session in the network ------------------------------------------------------------
+
+    def register(self, handle: str) -> None:
+        """Hold ``handle`` on this node (events for it reach this connection from now on) and end
+        its other sessions anywhere (OUT OTH)."""
+        realm = self.realm
+        self.handle = handle
+        self.session_id = realm.node.new_session_id()
+        realm.sessions.add(handle, self)
+        realm.node.attach(handle, self)
+        realm.bus.publish([handle], SignedInElsewhere(self.session_id))
+
+    def unregister(self) -> None:
+        handle = self.handle
+        if handle is None:
+            return
+        self.realm.sessions.remove(handle, self)
+        self.realm.node.detach(handle, self)
+        self.realm.directory.remove(handle, self.session_id)
+        self.handle = None
+
     def logged_in(self, account_id: int, state: SessionState) -> None:
         self.account_id = account_id
         self.state = state
+        self.publish_record()
         queued, self._queued = self._queued, []
-        for line, version, apply in queued:
-            self.deliver(line, version, apply)
+        for event in queued:
+            inbox.handle_event(self, event, loading=True)
 
-    def deliver(
-        self, line: bytes, version: int | None = None, apply: Callable[[SessionState], None] | None = None
-    ) -> None:
-        """A push caused by someone else. ``version``: the list version the change gave this
-        account (skipped when the loaded lists already include it); ``apply`` updates memory."""
-        state = self.state
-        if state is None:
-            if self.handle is not None:  # registered, lists still loading
-                self._queued.append((line, version, apply))
+    def record(self) -> PresenceRecord:
+        s = self.state
+        assert s is not None and self.dialect is not None
+        return PresenceRecord(
+            handle=s.handle, node=self.realm.node.name, session=self.session_id, account_id=self.account_id,
+            dialect=self.dialect.name, status=self.status, name=s.name, blp=s.blp,
+            allow=frozenset(s.lists["AL"]), block=frozenset(s.lists["BL"]),
+            phones=(s.phones["PHH"], s.phones["PHW"], s.phones["PHM"]), mobile_allowed=s.mobile_allowed,
+            email_enabled=s.email_enabled,
+        )
+
+    def publish_record(self) -> None:
+        """Tell the directory what the network may know of this session now."""
+        if self.state is not None and not self.closing:
+            self.realm.directory.put(self.record())
+
+    def on_event(self, event: Event) -> None:
+        """An event for this account from the bus (someone else's change, or an operator's)."""
+        if self.closing:
             return
-        if version is not None:
-            if version <= state.loaded_version:
-                return  # the lists were loaded after this change: it is in them already
-            state.saw(version)
-        if apply is not None:
-            apply(state)
-        self.write(line)
+        if self.state is None:
+            self._queued.append(event)  # registered, lists still loading
+            return
+        inbox.handle_event(self, event)
 
-    def sign_out(self, reason: str) -> None:
-        """Server-initiated end: ``OUT OTH`` (logged in elsewhere) or ``OUT SSD`` (shutdown)."""
+    def drop(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    def sign_out(self, reason: str | None) -> None:
+        """Server-initiated end: ``OUT OTH`` (logged in elsewhere), ``OUT SSD`` (shutdown), or a
+        bare ``OUT`` (the account was deleted)."""
         presence.go_offline(self)
-        self.send("OUT", None, reason)
+        self.unregister()
+        if reason:
+            self.send("OUT", None, reason)
+        else:
+            self.send("OUT", None)
         self.close()
 
     def on_connection_lost(self) -> None:
         self.challenges.stop()
+        self.stream.stop()
         presence.go_offline(self)
-        if self.handle is not None:
-            self.realm.sessions.remove(self.handle, self)
+        self.unregister()
 
 
 LOGIN_STAGE: dict[str, Handler] = {

@@ -9,14 +9,16 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from ..wire import mobile
+from ..directory.record import PresenceRecord
+from ..events import PageArrived
+from ..wire.dialects import SUPPORTED
 from ..wire.directory import BadSearch, Hit, hit_args, parse_search
 from ..wire.errors import Disconnect, ErrorCode, ProtocolError
-from ..wire.hotmail import MailNotice, initial_mail_payload, new_mail_payload
+from ..wire.hotmail import initial_mail_payload
 from ..wire.lines import Command
 from ..wire.names import is_valid_handle, normalize_handle
 
 if TYPE_CHECKING:
-    from ..core.realm import Realm
     from .protocol import NotificationProtocol
     from .state import SessionState
 
@@ -153,7 +155,7 @@ def handle_fnd(conn: "NotificationProtocol", command: Command) -> "Deferred[None
 # -- mobile pages ------------------------------------------------------------------------------
 
 
-def handle_pag(conn: "NotificationProtocol", command: Command) -> None:
+def handle_pag(conn: "NotificationProtocol", command: Command) -> "Deferred[None] | None":
     """``PAG t target length`` + page. No positive reply; the target gets an ``IPG`` if they allow
     pages (``MOB Y``) from this sender, are online with an MSNP6 client (a revival has no SMS
     gateway); otherwise 217, which does not tell which."""
@@ -171,22 +173,23 @@ def handle_pag(conn: "NotificationProtocol", command: Command) -> None:
     me = conn.state.handle
     if not conn.realm.pages.allow(me):
         raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
-    site_url = conn.realm.config.web_url("mobile/")
     if len(page.text) > mobile.MAX_PAGE_TEXT:
         # Too long for a device: reported back as a failed page, the way the service did.
         if not conn.dialect.incoming_pages:
             raise ProtocolError(ErrorCode.INVALID_PARAMETER)
         conn.send_payload("IPG", (), mobile.ipg_payload(
             to_handle=me, to_id=conn.account_id, from_handle=target_handle, from_id=0, text="",
-            site_url=site_url, notification_id=command.trid, message_id=407))
-        return
-    target = conn.realm.sessions.get(target_handle)
-    if (target is None or target.state is None or target.dialect is None or not target.dialect.incoming_pages
-            or not target.state.mobile_allowed or not target.state.allows(me)):
-        raise ProtocolError(ErrorCode.PRINCIPAL_NOT_ONLINE)
-    target.send_payload("IPG", (), mobile.ipg_payload(
-        to_handle=target_handle, to_id=target.account_id, from_handle=me, from_id=conn.account_id,
-        text=page.text, site_url=site_url))
+            site_url=conn.realm.config.web_url("mobile/"), notification_id=command.trid, message_id=407))
+        return None
+
+    def deliver(target: PresenceRecord | None) -> None:
+        dialect = SUPPORTED.get(target.dialect) if target is not None else None
+        if (target is None or dialect is None or not dialect.incoming_pages or not target.mobile_allowed
+                or not target.allows(me)):
+            raise ProtocolError(ErrorCode.PRINCIPAL_NOT_ONLINE)
+        conn.realm.bus.publish([target_handle], PageArrived(me, conn.account_id, page.text))
+
+    return conn.realm.directory.get(target_handle).addCallback(deliver)
 
 
 # -- Hotmail -------------------------------------------------------------------------------------
@@ -197,22 +200,3 @@ def send_initial_mail(conn: "NotificationProtocol", state: "SessionState") -> No
     if state.email_enabled:
         conn.send_payload("MSG", ("Hotmail", "Hotmail"), initial_mail_payload(
             state.inbox_unread, state.folders_unread, conn.realm.config.web_url("")))
-
-
-def push_new_mail(realm: "Realm", handle: str, from_name: str, from_addr: str, subject: str) -> "Deferred[bool]":
-    """Count one new message for ``handle`` and tell their online session; True if it was told."""
-
-    def counted(unread: int | None) -> bool:
-        if unread is None:
-            raise LookupError(handle)
-        conn = realm.sessions.get(handle)
-        if conn is None or conn.state is None or not conn.state.email_enabled:
-            return False
-        conn.state.inbox_unread = unread
-        conn.send_payload("MSG", ("Hotmail", "Hotmail"), new_mail_payload(MailNotice(
-            from_name=from_name, from_addr=from_addr, subject=subject,
-            message_url=f"/cgi-bin/getmsg?msg={unread}", post_url=realm.config.web_url(""))))
-        return True
-
-    return realm.store.add_unread_mail(handle).addCallback(counted)
-

@@ -14,7 +14,7 @@ from typing import Any, Callable, TypeVar
 import attrs
 from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
@@ -141,8 +141,16 @@ class StoreCore:
     def set_email_enabled(self, handle: str, enabled: bool) -> bool:
         return self._update_account(handle, email_enabled=enabled)
 
-    def set_mobile_enabled(self, handle: str, enabled: bool) -> bool:
-        return self._update_account(handle, mobile_enabled=enabled)
+    def set_mobile_enabled(self, handle: str, enabled: bool) -> int | None:
+        """The MBE flag is part of the SYN dump, so it moves the list version; the new version
+        (None: no such account)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                update(accounts).where(accounts.c.handle == handle)
+                .values(mobile_enabled=enabled, list_version=accounts.c.list_version + 1, updated_at=_now())
+                .returning(accounts.c.list_version)
+            ).first()
+        return int(row[0]) if row is not None else None
 
     def add_unread_mail(self, handle: str) -> int | None:
         """One more unread message in the inbox; the new count (None: no such account)."""
@@ -202,26 +210,30 @@ class StoreCore:
             rows = conn.execute(select(accounts).order_by(accounts.c.handle)).all()
         return [_account(r) for r in rows]
 
-    def delete_account(self, handle: str) -> bool:
-        """Delete the account, and take it off everyone else's lists (bumping their versions)."""
+    def delete_account(self, handle: str) -> dict[str, int] | None:
+        """Delete the account, and take it off everyone else's lists, bumping their versions once
+        each. Returns those owners' handles with their new versions (None: no such account)."""
         with self.engine.begin() as conn:
             row = conn.execute(select(accounts.c.id).where(accounts.c.handle == handle)).first()
             if row is None:
-                return False
-            owners = [
+                return None
+            owner_ids = sorted({
                 r.owner_id
-                for r in conn.execute(
-                    select(list_entries.c.owner_id)
-                    .where(list_entries.c.contact == handle)
-                    .distinct()
-                )
-            ]
+                for r in conn.execute(select(list_entries.c.owner_id).where(list_entries.c.contact == handle))
+            })
+            _lock(conn, row.id, *owner_ids)
             conn.execute(delete(list_entries).where(list_entries.c.contact == handle))
             conn.execute(delete(list_entries).where(list_entries.c.owner_id == row.id))
-            for owner in owners:
-                _bump(conn, owner)
+            conn.execute(delete(directory_entries).where(directory_entries.c.account_id == row.id))
+            bumped = {
+                r.handle: int(r.list_version)
+                for r in conn.execute(
+                    update(accounts).where(accounts.c.id.in_(owner_ids))
+                    .values(list_version=accounts.c.list_version + 1, updated_at=_now())
+                    .returning(accounts.c.handle, accounts.c.list_version))
+            } if owner_ids else {}
             conn.execute(delete(accounts).where(accounts.c.id == row.id))
-        return True
+        return bumped
 
     # -- lists -------------------------------------------------------------------------------
 
@@ -483,3 +495,47 @@ class Store:
 
     def set_property(self, owner_id: int, key: str, value: str | None, watchers: list[str]) -> "Deferred[tuple[int, dict[str, int]]]":
         return self.run(self.core.set_property, owner_id, key, value, watchers)
+
+    # -- operator changes (msnp6-admin, the admin port) ----------------------------------------
+
+    def create_account(self, handle: str, friendly_name: str, credential: bytes, verified: bool = True,
+                       email_enabled: bool = False) -> "Deferred[AccountRecord]":
+        return self.run(self.core.create_account, handle, friendly_name, credential, verified, email_enabled)
+
+    def set_credential(self, handle: str, credential: bytes) -> "Deferred[bool]":
+        return self.run(self.core.set_credential, handle, credential)
+
+    def set_verified(self, handle: str, verified: bool) -> "Deferred[bool]":
+        return self.run(self.core.set_verified, handle, verified)
+
+    def set_email_enabled(self, handle: str, enabled: bool) -> "Deferred[bool]":
+        return self.run(self.core.set_email_enabled, handle, enabled)
+
+    def set_mobile_enabled(self, handle: str, enabled: bool) -> "Deferred[int | None]":
+        return self.run(self.core.set_mobile_enabled, handle, enabled)
+
+    def delete_account(self, handle: str) -> "Deferred[dict[str, int] | None]":
+        return self.run(self.core.delete_account, handle)
+
+    def set_directory(self, handle: str, first: str, last: str, city: str, state: str, country: str) -> "Deferred[bool]":
+        return self.run(self.core.set_directory, handle, first, last, city, state, country)
+
+    def remove_directory(self, handle: str) -> "Deferred[bool]":
+        return self.run(self.core.remove_directory, handle)
+
+    def list_accounts(self) -> "Deferred[list[AccountRecord]]":
+        return self.run(self.core.list_accounts)
+
+
+class DirectStore(Store):
+    """The same methods run on the calling thread, their Deferreds already fired: for
+    ``msnp6-admin`` writing the database itself (no server running) and for unit tests."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine, reactor=None, threads=1)
+
+    def start(self) -> None:
+        pass
+
+    def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> "Deferred[T]":
+        return maybeDeferred(fn, *args, **kwargs)

@@ -1,0 +1,75 @@
+"""This node's side of the bus: which local connections hold which account, and delivery to them.
+
+Every connection that acts for an account (its notification session, its switchboard
+connections) attaches here; the node subscribes to the bus for that account while at least one
+is attached. Delivery is isolated per connection: one that fails is logged and dropped, the
+others still get the event.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Iterator, Protocol
+
+from twisted.logger import Logger
+
+from ..bus.interface import Bus
+from ..events import Event
+
+log = Logger()
+
+
+class EventSink(Protocol):
+    conn_id: int
+
+    def on_event(self, event: Event) -> None: ...
+
+    def drop(self) -> None:
+        """Close at once, without a goodbye (delivery to it failed)."""
+
+
+class LocalNode:
+    def __init__(self, name: str, bus: Bus) -> None:
+        self.name = name
+        self.bus = bus
+        self._held: dict[str, list[EventSink]] = {}
+        self._sessions = itertools.count(1)
+
+    def new_session_id(self) -> str:
+        """Unique across nodes: the node's name and a counter."""
+        return f"{self.name}.{next(self._sessions)}"
+
+    def attach(self, handle: str, sink: EventSink) -> None:
+        sinks = self._held.get(handle)
+        if sinks is None:
+            self._held[handle] = [sink]
+            self.bus.subscribe(handle, self)
+        elif sink not in sinks:
+            sinks.append(sink)
+
+    def detach(self, handle: str, sink: EventSink) -> None:
+        sinks = self._held.get(handle)
+        if sinks is None or sink not in sinks:
+            return
+        sinks.remove(sink)
+        if not sinks:
+            del self._held[handle]
+            self.bus.unsubscribe(handle, self)
+
+    def holds(self, handle: str) -> bool:
+        return handle in self._held
+
+    def handles(self) -> Iterator[str]:
+        return iter(list(self._held))
+
+    def deliver(self, handle: str, event: Event) -> None:
+        for sink in list(self._held.get(handle, ())):
+            try:
+                sink.on_event(event)
+            except Exception:
+                log.failure("conn {conn}: handling {kind} for {handle} failed; dropping it",
+                            conn=sink.conn_id, kind=event.kind, handle=handle)
+                self.detach(handle, sink)
+                try:
+                    sink.drop()
+                except Exception:
+                    log.failure("conn {conn}: dropping failed", conn=sink.conn_id)

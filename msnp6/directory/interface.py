@@ -1,0 +1,25 @@
+"""The presence directory's interface: a Redis-backed one can stand in for the in-memory one."""
+from __future__ import annotations
+
+from typing import Iterable, Protocol
+
+from twisted.internet.defer import Deferred
+
+from .record import PresenceRecord
+
+
+class Directory(Protocol):
+    def get(self, handle: str) -> "Deferred[PresenceRecord | None]":
+        """The online session of ``handle``, or None."""
+
+    def get_many(self, handles: Iterable[str]) -> "Deferred[dict[str, PresenceRecord]]":
+        """The online ones among ``handles``."""
+
+    def put(self, record: PresenceRecord) -> None:
+        """Record (or replace) the session of ``record.handle``."""
+
+    def remove(self, handle: str, session: str) -> None:
+        """Forget ``handle`` if its record is still that of ``session`` (a newer login stays)."""
+
+    def count(self) -> int:
+        """How many sessions are online (for metrics)."""

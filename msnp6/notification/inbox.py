@@ -1,0 +1,147 @@
+"""Events for an online session, turned into its protocol lines and its memory's changes."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import attrs
+
+from .. import events as ev
+from ..wire import mobile
+from ..wire.hotmail import MailNotice, new_mail_payload
+from ..wire.lines import format_line
+from ..wire.names import encode_name
+from .state import SessionState
+
+if TYPE_CHECKING:
+    from .protocol import NotificationProtocol
+
+
+def handle_event(conn: "NotificationProtocol", event: ev.Event, loading: bool = False) -> None:
+    """``loading``: the event arrived while the lists were loading; a list change the load already
+    includes is skipped whole (the SYN dump will carry it)."""
+    state = conn.state
+    assert state is not None
+    version = getattr(event, "version", None)
+    if loading and version is not None and version <= state.loaded_version:
+        return
+    _HANDLERS[type(event)](conn, event)
+
+
+def _presence(conn: "NotificationProtocol", e: ev.PresenceChanged) -> None:
+    if e.status == "FLN":
+        conn.write(format_line("FLN", None, e.handle))
+    else:
+        conn.write(format_line("NLN", None, e.status, e.handle, encode_name(e.name)))
+
+
+def _reverse_list(conn: "NotificationProtocol", e: ev.ReverseListChanged) -> None:
+    contact, name = e.contact, e.name
+    if e.added:
+        conn.write(format_line("ADD", 0, "RL", e.version, contact, encode_name(name)))
+        conn.stream.apply(e.version, lambda s: s.lists["RL"].__setitem__(contact, name))
+    else:
+        conn.write(format_line("REM", 0, "RL", e.version, contact))
+        conn.stream.apply(e.version, lambda s: s.lists["RL"].pop(contact, None))
+
+
+def _contact_phone(conn: "NotificationProtocol", e: ev.ContactPhoneChanged) -> None:
+    assert conn.dialect is not None
+    shown = (e.value,) if e.value else ()
+    if conn.dialect.phone_properties:
+        conn.write(format_line("BPR", None, e.version, e.contact, e.key, *shown))
+    field = {"PHH": "phone_home", "PHW": "phone_work", "PHM": "phone_mobile", "MOB": "mobile_allowed"}[e.key]
+    value: Any = e.value == "Y" if e.key == "MOB" else e.value
+
+    def remember(s: SessionState) -> None:
+        # Kept for the next SYN dump, once this contact is offline.
+        if e.contact in s.contacts:
+            s.contacts[e.contact] = attrs.evolve(s.contacts[e.contact], **{field: value})
+
+    conn.stream.apply(e.version, remember)
+
+
+def _contact_deleted(conn: "NotificationProtocol", e: ev.ContactDeleted) -> None:
+    state = conn.state
+    assert state is not None
+    contact = e.contact
+    # The protocol has server-side REM 0 only for RL; clients apply REM by list name, so the
+    # entry leaves each list the client shows it on.
+    for list_name, entries in state.lists.items():
+        if contact in entries:
+            conn.write(format_line("REM", 0, list_name, e.version, contact))
+
+    def forget(s: SessionState) -> None:
+        for entries in s.lists.values():
+            entries.pop(contact, None)
+        s.contacts.pop(contact, None)
+
+    conn.stream.apply(e.version, forget)
+    conn.publish_record()
+
+
+def _name(conn: "NotificationProtocol", e: ev.NameChanged) -> None:
+    pass  # for the user's switchboard connections; the session itself made the change
+
+
+def _ring(conn: "NotificationProtocol", e: ev.Ring) -> None:
+    conn.write(format_line("RNG", None, e.session_id, e.sb_address, "CKI", e.cookie, e.caller,
+                           encode_name(e.caller_name)))
+
+
+def _signed_in_elsewhere(conn: "NotificationProtocol", e: ev.SignedInElsewhere) -> None:
+    if e.session != conn.session_id:
+        conn.sign_out("OTH")
+
+
+def _account_changed(conn: "NotificationProtocol", e: ev.AccountChanged) -> None:
+    field, value = e.field, e.value
+    if field not in ("verified", "email_enabled", "mobile_enabled"):
+        return
+
+    def change(s: SessionState) -> None:
+        setattr(s, field, value)
+
+    if e.version is not None:
+        conn.stream.apply(e.version, change)
+    else:
+        assert conn.state is not None
+        change(conn.state)
+    conn.publish_record()
+
+
+def _account_deleted(conn: "NotificationProtocol", e: ev.AccountDeleted) -> None:
+    conn.sign_out(None)
+
+
+def _mail(conn: "NotificationProtocol", e: ev.MailArrived) -> None:
+    state = conn.state
+    assert state is not None
+    if not state.email_enabled:
+        return
+    state.inbox_unread = e.unread
+    conn.send_payload("MSG", ("Hotmail", "Hotmail"), new_mail_payload(MailNotice(
+        from_name=e.from_name or e.from_addr, from_addr=e.from_addr, subject=e.subject,
+        message_url=f"/cgi-bin/getmsg?msg={e.unread}", post_url=conn.realm.config.web_url(""))))
+
+
+def _page(conn: "NotificationProtocol", e: ev.PageArrived) -> None:
+    state = conn.state
+    assert state is not None
+    conn.send_payload("IPG", (), mobile.ipg_payload(
+        to_handle=state.handle, to_id=conn.account_id, from_handle=e.sender, from_id=e.sender_id,
+        text=e.text, site_url=conn.realm.config.web_url("mobile/")))
+
+
+_HANDLERS: dict[type[Any], Callable[[Any, Any], None]] = {
+    ev.PresenceChanged: _presence,
+    ev.ReverseListChanged: _reverse_list,
+    ev.ContactPhoneChanged: _contact_phone,
+    ev.ContactDeleted: _contact_deleted,
+    ev.NameChanged: _name,
+    ev.Ring: _ring,
+    ev.SignedInElsewhere: _signed_in_elsewhere,
+    ev.AccountChanged: _account_changed,
+    ev.AccountDeleted: _account_deleted,
+    ev.MailArrived: _mail,
+    ev.PageArrived: _page,
+}

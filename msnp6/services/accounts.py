@@ -1,0 +1,96 @@
+"""Operator changes to accounts: create, password, flags, mail, directory, delete. Online sessions
+hear of each at once through the bus."""
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+
+from ..auth import CredentialKey
+from ..bus.interface import Bus
+from ..events import AccountChanged, AccountDeleted, ContactDeleted, MailArrived
+from ..store.interface import StoreAPI
+from ..store.records import AccountRecord
+
+
+class NoSuchAccount(LookupError):
+    pass
+
+
+def _found(handle: str, found: object) -> None:
+    if found is None or found is False:
+        raise NoSuchAccount(handle)
+
+
+class AccountService:
+    def __init__(self, store: StoreAPI, bus: Bus, key: CredentialKey | None) -> None:
+        self.store = store
+        self.bus = bus
+        #: Seals passwords (create, set_password); None where no password is ever set.
+        self.key = key
+
+    def _seal(self, handle: str, password: str) -> bytes:
+        assert self.key is not None, "this AccountService has no credential key"
+        return self.key.seal(handle, password)
+
+    def create(self, handle: str, name: str, password: str, verified: bool = True) -> "Deferred[AccountRecord]":
+        """DuplicateHandle if it exists. Nobody can be online as a new account: no event."""
+        return self.store.create_account(handle, name, self._seal(handle, password), verified)
+
+    def set_password(self, handle: str, password: str) -> "Deferred[None]":
+        # The next login checks the new one; a session already open stays (as on the real service).
+        return self.store.set_credential(handle, self._seal(handle, password)).addCallback(
+            lambda found: _found(handle, found))
+
+    def set_verified(self, handle: str, verified: bool) -> "Deferred[None]":
+        return self._flag(self.store.set_verified(handle, verified), handle, AccountChanged("verified", verified))
+
+    def set_email_enabled(self, handle: str, enabled: bool) -> "Deferred[None]":
+        return self._flag(self.store.set_email_enabled(handle, enabled), handle,
+                          AccountChanged("email_enabled", enabled))
+
+    def set_mobile_enabled(self, handle: str, enabled: bool) -> "Deferred[None]":
+        def changed(version: int | None) -> None:
+            _found(handle, version)
+            self.bus.publish([handle], AccountChanged("mobile_enabled", enabled, version))
+
+        return self.store.set_mobile_enabled(handle, enabled).addCallback(changed)
+
+    def _flag(self, d: "Deferred[bool]", handle: str, event: AccountChanged) -> "Deferred[None]":
+        def changed(found: bool) -> None:
+            _found(handle, found)
+            self.bus.publish([handle], event)
+
+        return d.addCallback(changed)
+
+    def delete(self, handle: str) -> "Deferred[None]":
+        """The account's sessions end (their watchers see FLN), then it leaves every list it was
+        on, in SQL and in the online owners' memory alike."""
+
+        def deleted(owners: dict[str, int] | None) -> None:
+            _found(handle, owners)
+            assert owners is not None
+            self.bus.publish([handle], AccountDeleted())
+            for owner, version in owners.items():
+                self.bus.publish([owner], ContactDeleted(handle, version))
+
+        return self.store.delete_account(handle).addCallback(deleted)
+
+    def add_unread_mail(self, handle: str, from_name: str, from_addr: str, subject: str) -> "Deferred[int]":
+        """One new message: the unread count goes up and an online session is told (when its
+        account has mail on). The new count; NoSuchAccount if there is no such account."""
+
+        def counted(unread: int | None) -> int:
+            _found(handle, unread)
+            assert unread is not None
+            self.bus.publish([handle], MailArrived(unread, from_name, from_addr, subject))
+            return unread
+
+        return self.store.add_unread_mail(handle).addCallback(counted)
+
+    def set_directory(self, handle: str, first: str, last: str, city: str, state: str,
+                      country: str) -> "Deferred[None]":
+        # FND reads the directory from SQL on every search: nothing in memory to tell.
+        return self.store.set_directory(handle, first, last, city, state, country).addCallback(
+            lambda found: _found(handle, found))
+
+    def remove_directory(self, handle: str) -> "Deferred[bool]":
+        return self.store.remove_directory(handle)
