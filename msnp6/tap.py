@@ -139,39 +139,58 @@ class StoreService(service.Service):
         return stop_store(self.store, self._reactor, self._shutdown.remaining())
 
 
-def make_realm(options: Options, reactor: Any) -> Realm:
+def open_store(options: Options, reactor: Any) -> tuple[Store, CredentialKey]:
+    """The database and the credential key, or a clear message and exit status 2."""
     try:
         engine = open_database(options["db"])
         key = CredentialKey.load(Path(options["key-file"]), create=True)
     except (SchemaNotAtHead, CredentialKeyError) as e:
         print(f"msnp6: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    config = Config(
+    return Store(engine, reactor), key
+
+
+def make_config(options: Options) -> Config:
+    return Config(
         public_host=options["public-host"],
         login_timeout=options["login-timeout"],
         challenge_timeout=options["challenge-timeout"],
         trace=bool(options["trace"]),
         web_base_url=options["web-base-url"],
     )
-    return Realm(config, reactor, Store(engine, reactor), key)
+
+
+def make_realm(options: Options, reactor: Any) -> Realm:
+    store, key = open_store(options, reactor)
+    return Realm(make_config(options), reactor, store, key)
+
+
+def service_tree(options: Options, store: Store, nodes: list[tuple[Realm, dict[str, str]]], reactor: Any) -> service.MultiService:
+    """The store, the admin port (for the first node) and each node's listeners (``ds``, ``ns``,
+    ``sb`` -> endpoint; a node may leave any out). Children stop one at a time in reverse order:
+    the listeners and their clients (OUT SSD), then the admin port, the store last."""
+    shutdown = Shutdown(reactor, options["shutdown-timeout"])
+    reactor.callWhenRunning(stop_on_sigterm, reactor)  # after twistd's own handlers
+    top = SequentialService()
+    StoreService(store, reactor, shutdown).setServiceParent(top)
+    if options["admin"]:
+        realm = nodes[0][0]
+        metrics = Metrics(realm)
+        store.observe = metrics.observe_store
+        ListenerService("admin", options["admin"], admin_site(realm, metrics, reactor), realm, reactor).setServiceParent(top)
+    protocols = {"ds": DispatchProtocol, "ns": NotificationProtocol, "sb": SwitchboardProtocol}
+    for realm, listeners in nodes:
+        clients = ClientsService(realm, reactor, shutdown)
+        if len(nodes) > 1:
+            clients.setName(f"clients-{realm.node.name}")
+        clients.setServiceParent(top)
+        for name, description in listeners.items():
+            ListenerService(name, description, RealmFactory(protocols[name], realm), realm, reactor).setServiceParent(clients)
+    return top
 
 
 def makeService(options: Options) -> service.MultiService:
     from twisted.internet import reactor
 
     realm = make_realm(options, reactor)
-    shutdown = Shutdown(reactor, options["shutdown-timeout"])
-    reactor.callWhenRunning(stop_on_sigterm, reactor)  # after twistd's own handlers
-    # Children stop one at a time in reverse order: the listeners and their clients (OUT SSD),
-    # then the admin port, the store last.
-    top = SequentialService()
-    StoreService(realm.store, reactor, shutdown).setServiceParent(top)
-    if options["admin"]:
-        metrics = Metrics(realm)
-        realm.store.observe = metrics.observe_store
-        ListenerService("admin", options["admin"], admin_site(realm, metrics, reactor), realm, reactor).setServiceParent(top)
-    clients = ClientsService(realm, reactor, shutdown)
-    clients.setServiceParent(top)
-    for name, protocol_class in (("ds", DispatchProtocol), ("ns", NotificationProtocol), ("sb", SwitchboardProtocol)):
-        ListenerService(name, options[name], RealmFactory(protocol_class, realm), realm, reactor).setServiceParent(clients)
-    return top
+    return service_tree(options, realm.store, [(realm, {name: options[name] for name in DEFAULT_PORTS})], reactor)

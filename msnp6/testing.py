@@ -5,6 +5,7 @@ Public so that tests, benchmarks and operators' own scripts can drive a real ser
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -302,6 +303,54 @@ class ServerProcess:
 
     def client(self, service: str = "ns") -> MsnpClient:
         return MsnpClient("127.0.0.1", self.ports[service])
+
+    @property
+    def sb_ports(self) -> set[int]:
+        """Where XFR SB may send a client."""
+        return {self.ports["sb"]}
+
+
+class TwoNodeServer(ServerProcess):
+    """Two nodes in one process (msnp6.testing_nodes) with the same API as ServerProcess:
+    ``ports`` are node a's (DS, NS, SB), ``second`` node b's; ``client("ns")`` alternates between
+    the two nodes' notification servers, so the users of a test land on different nodes."""
+
+    def __init__(self, db: str | None, key_file: Path | None, workdir: Path, extra_args: Sequence[str] = (),
+                 admin: bool = False, env: dict[str, str] | None = None) -> None:
+        super().__init__(db, key_file, workdir, extra_args, admin, env)
+        self.second = {"ns": free_port(), "sb": free_port()}
+        self._turn = 0
+
+    @property
+    def sb_ports(self) -> set[int]:
+        return {self.ports["sb"], self.second["sb"]}
+
+    def first_client_on_a(self) -> None:
+        """The next ``client("ns")`` goes to node a again (each test starts the same way)."""
+        self._turn = 0
+
+    def command(self) -> list[str]:
+        from . import testing_nodes
+
+        tac = self.workdir / "two_nodes.tac"
+        tac.write_text(testing_nodes.TAC)
+        node_a = super().command()[super().command().index("msnp6") + 1:]
+        self.env[testing_nodes.OPTIONS_VARIABLE] = json.dumps(node_a)
+        self.env[testing_nodes.SECOND_NODE_VARIABLE] = json.dumps(
+            {name: f"tcp:{port}:interface=127.0.0.1" for name, port in self.second.items()})
+        return [_bin("twistd"), "-n", "--pidfile=", f"--logfile={self.log_file}", "-y", str(tac)]
+
+    def start(self, timeout: float = 20.0) -> None:
+        super().start(timeout)
+        wait_until_listening(self.proc, self.second.values(), timeout,  # type: ignore[arg-type]
+                             lambda: f"{self.output()}\n{self.log()}")
+
+    def client(self, service: str = "ns") -> MsnpClient:
+        if service != "ns":
+            return super().client(service)
+        self._turn += 1
+        port = self.ports["ns"] if self._turn % 2 else self.second["ns"]
+        return MsnpClient("127.0.0.1", port)
 
 
 def accepts(port: int) -> bool:

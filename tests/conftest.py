@@ -15,7 +15,7 @@ from msnp6.auth import CredentialKey
 from msnp6.store.schema import open_database, upgrade
 from msnp6.store.engine import make_engine
 from msnp6.store.store import StoreCore
-from msnp6.testing import ServerProcess
+from msnp6.testing import ServerProcess, TwoNodeServer
 
 PG_HOST = os.environ.get("MSNP6_TEST_PG_HOST", "127.0.0.1")
 PG_BASE = f"postgresql+psycopg://postgres@{PG_HOST}:5432/test"
@@ -82,6 +82,26 @@ def server(database: Database, key_file: Path, tmp_path_factory: pytest.TempPath
     proc.start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def two_nodes(database: Database, key_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoNodeServer]:
+    """Two nodes in one process sharing a bus, a directory and the database (msnp6.testing_nodes)."""
+    proc = TwoNodeServer(database.url, key_file, tmp_path_factory.mktemp(f"two-nodes-{database.backend}"),
+                         extra_args=["--challenge-timeout", "3"])
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def one_or_two_nodes(request: pytest.FixtureRequest, one_node: ServerProcess) -> ServerProcess:
+    """For a module's ``server`` fixture with params one-node/two-nodes: the single-node server,
+    or two nodes with the test's users alternating between them (the first one on node a)."""
+    if request.param == "one-node":
+        return one_node
+    nodes: TwoNodeServer = request.getfixturevalue("two_nodes")
+    nodes.first_client_on_a()
+    return nodes
 
 
 _counter = itertools.count(1)

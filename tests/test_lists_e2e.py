@@ -7,6 +7,14 @@ import pytest
 
 from msnp6.testing import ServerProcess
 
+from conftest import one_or_two_nodes
+
+
+@pytest.fixture(params=["one-node", "two-nodes"])
+def server(request, server):
+    """Every scenario runs on one node, then on two (the users of a test alternate between them)."""
+    return one_or_two_nodes(request, server)
+
 
 class Person:
     """One logged-in user: handle, display name and an open NS connection."""

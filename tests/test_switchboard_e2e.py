@@ -5,6 +5,14 @@ import pytest
 
 from msnp6.testing import MsnpClient
 
+from conftest import one_or_two_nodes
+
+
+@pytest.fixture(params=["one-node", "two-nodes"])
+def server(request, server):
+    """Every scenario runs on one node, then on two (the users of a test alternate between them)."""
+    return one_or_two_nodes(request, server)
+
 TEXT = (b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n"
         b"X-MMS-IM-Format: FN=Tahoma; EF=; CO=0; CS=0; PF=22\r\n\r\nare you there?")
 
@@ -26,8 +34,9 @@ class User:
         t, lines = self.ns.command("XFR {t} SB")
         words = lines[0].split()
         assert words[:3] == ["XFR", str(t), "SB"] and words[4] == "CKI", lines
-        assert words[3] == f"127.0.0.1:{self.server.ports['sb']}"
-        self.sb = MsnpClient("127.0.0.1", self.server.ports["sb"])
+        host, port = words[3].split(":")  # this user's node's switchboard
+        assert host == "127.0.0.1" and int(port) in self.server.sb_ports
+        self.sb = MsnpClient(host, int(port))
         self.sb.send(f"USR 1 {self.handle} {words[5]}")
         self.sb.expect(f"USR 1 OK {self.handle} {self.name}")
         return self.sb
