@@ -1,0 +1,138 @@
+"""Operator commands against a running server (one node, and two nodes with the admin port on
+node a): online users see each change at once, and afterwards every online session's SYN 0 dump
+equals what SQL holds. Without a reachable server, msnp6-admin writes SQL itself."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from msnp6.store.records import LISTS
+from msnp6.store.store import StoreCore
+from msnp6.testing import ServerProcess, TwoNodeServer, run_admin
+from msnp6.wire import sync
+from msnp6.wire.dialects import SUPPORTED
+
+from test_lists_e2e import Person
+
+
+@pytest.fixture(scope="module", params=["one-node", "two-nodes"])
+def live(request, database, key_file, tmp_path_factory) -> Iterator[ServerProcess]:
+    cls = ServerProcess if request.param == "one-node" else TwoNodeServer
+    proc = cls(database.url, key_file, tmp_path_factory.mktemp("live"), admin=True,
+               extra_args=["--challenge-timeout", "3"])
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def people(live, accounts):
+    if isinstance(live, TwoNodeServer):
+        live.first_client_on_a()
+    made: list[Person] = []
+
+    def make(name: str) -> Person:
+        made.append(Person(live, accounts, name))
+        return made[-1]
+
+    yield make
+    for p in made:
+        p.c.close()
+    if isinstance(live, TwoNodeServer):
+        live.first_client_on_a()
+
+
+def admin(live, database, key_file, *args: str, url: str | None = "live"):
+    extra = ["--admin-url", f"http://127.0.0.1:{live.ports['admin']}" if url == "live" else url] if url else []
+    return run_admin(["user", *args, *extra], database.url, key_file)
+
+
+def sql_dump(store: StoreCore, handle: str, trid: int) -> list[str]:
+    """The SYN 0 answer an MSNP6 client should get, built from what SQL holds now."""
+    account = store.get_account(handle)
+    snapshot = store.get_snapshot(account.id)
+    a = snapshot.account
+    listing = sync.Listing(
+        version=a.list_version, gtc=a.gtc, blp=a.blp,
+        phones={"PHH": a.phone_home, "PHW": a.phone_work, "PHM": a.phone_mobile},
+        mobile_allowed=a.mobile_allowed, mobile_enabled=a.mobile_enabled,
+        lists={name: {e.contact: e.name for e in snapshot.lists[name]} for name in LISTS},
+        contacts=snapshot.contacts)
+    return [line.decode() for line in b"".join(sync.dump(trid, listing, SUPPORTED["MSNP6"])).split(b"\r\n")[:-1]]
+
+
+def assert_in_step_with_sql(store: StoreCore, *online: Person) -> None:
+    for person in online:
+        got = [r.line for r in person.c.sync(0)]
+        assert got == sql_dump(store, person.handle, person.c.trid), person.name
+
+
+def test_delete_signs_the_user_out_and_takes_them_off_every_online_list(live, people, accounts, database, key_file):
+    alice, bob, carol = people("Alice"), people("Bob"), people("Carol")
+    alice.do(f"ADD {{t}} FL {bob.handle} Bob")
+    bob.do(f"ADD {{t}} FL {alice.handle} Alice")
+    carol.do(f"ADD {{t}} AL {bob.handle} Bob")
+    carol.do(f"ADD {{t}} FL {alice.handle} Alice")
+    for p in (alice, bob, carol):
+        p.quiet()
+    r = admin(live, database, key_file, "delete", bob.handle)
+    assert r.returncode == 0 and r.stdout.strip() == f"deleted {bob.handle}", r.stderr
+    bob.c.expect("OUT")
+    bob.c.expect_closed()
+    seen = alice.quiet()
+    assert seen[0] == f"FLN {bob.handle}"  # gone from watchers first
+    assert sorted(seen[1:]) == [f"REM 0 FL 4 {bob.handle}", f"REM 0 RL 4 {bob.handle}"]
+    assert carol.quiet() == [f"REM 0 AL 3 {bob.handle}"]
+    assert accounts.store.get_account(bob.handle) is None
+    assert_in_step_with_sql(accounts.store, alice, carol)
+    t, lines = alice.do(f"ADD {{t}} FL {bob.handle} Bob")  # the lists stay usable
+    assert lines == [f"205 {t}"]
+
+
+def test_verify_mail_and_mobile_take_effect_at_once(live, people, accounts, database, key_file):
+    alice, bob = people("Alice"), people("Bob")
+    bob.do(f"ADD {{t}} FL {alice.handle} Alice")
+    alice.quiet()
+    assert admin(live, database, key_file, "unverify", alice.handle).stdout.strip() == f"{alice.handle} unverified"
+    t, lines = alice.do(f"REA {{t}} {alice.handle} Renamed")
+    assert lines == [f"209 {t}"]  # an unverified account may not rename
+    admin(live, database, key_file, "verify", alice.handle)
+    t, lines = alice.do(f"REA {{t}} {alice.handle} Renamed")
+    assert lines[0].startswith(f"REA {t} ") and bob.quiet() == [f"NLN NLN {alice.handle} Renamed"]
+
+    admin(live, database, key_file, "mail", alice.handle, "on")
+    url = f"http://127.0.0.1:{live.ports['admin']}"
+    r = run_admin(["mail", "notify", alice.handle, "--from-addr", "x@example.com", "--admin-url", url],
+                  database.url, key_file)
+    assert r.stdout.strip() == f"{alice.handle}: delivered", r.stderr
+    assert alice.c.recv().line.startswith("MSG Hotmail Hotmail ")
+    admin(live, database, key_file, "mail", alice.handle, "off")
+    r = run_admin(["mail", "notify", alice.handle, "--from-addr", "x@example.com", "--admin-url", url],
+                  database.url, key_file)
+    assert r.stdout.strip() == f"{alice.handle}: counted" and alice.quiet() == []
+
+    admin(live, database, key_file, "mobile", alice.handle, "on")
+    dump = [r.line for r in alice.c.sync(0)]
+    assert f"PRP {alice.c.trid} {dump[0].split()[2]} MBE Y" in dump
+    assert_in_step_with_sql(accounts.store, alice, bob)
+
+
+def test_unknown_account_and_bad_requests(live, database, key_file):
+    r = admin(live, database, key_file, "verify", "ghost@example.com")
+    assert r.returncode == 1 and "no account ghost@example.com" in r.stderr
+
+
+def test_without_a_server_the_database_is_written_and_seen_at_the_next_login(live, people, accounts, database,
+                                                                           key_file):
+    alice, bob = people("Alice"), people("Bob")
+    alice.do(f"ADD {{t}} FL {bob.handle} Bob")
+    alice.quiet()
+    r = admin(live, database, key_file, "delete", bob.handle, url="http://127.0.0.1:1")
+    assert r.returncode == 0 and "does not answer" in r.stderr and r.stdout.strip() == f"deleted {bob.handle}"
+    assert accounts.store.get_account(bob.handle) is None
+    assert alice.quiet() == []  # the running server was not told
+    alice.c.close()
+    with live.client() as c:  # the next login loads the lists from SQL
+        c.login(alice.handle, "hunter2")
+        assert [r.line for r in c.sync(0)] == sql_dump(accounts.store, alice.handle, c.trid)
