@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, TypeVar
 
 import attrs
-from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.defer import TimeoutError as DeferredTimeout
@@ -347,6 +347,20 @@ class StoreCore:
 
 #: What the pool hands back for a call it skipped (see ``Store._submit``).
 _ABANDONED = object()
+#: The Deferred of the call running on this pool thread, for ``_no_late_commit``.
+_running = threading.local()
+
+
+class _PastDeadline(Exception):
+    """Raised at commit by a call whose caller has had its answer (dropped with the result)."""
+
+
+def _no_late_commit(conn: Connection) -> None:
+    """Commit listener: a call that is past its deadline rolls back instead, so a client answered
+    500 does not find the change made after all (only a commit already under way slips by)."""
+    d = getattr(_running, "deferred", None)
+    if d is not None and d.called:
+        raise _PastDeadline()
 
 
 #: PRP keys a client may set, and where they are kept.
@@ -452,6 +466,8 @@ class Store:
         self.timeout = timeout or None
         if self.timeout is not None:
             bound_statements(engine, self.timeout)
+            if not event.contains(engine, "commit", _no_late_commit):
+                event.listen(engine, "commit", _no_late_commit)
         #: Called on the reactor thread with (operation, seconds from queueing to result) after
         #: each call, e.g. by the metrics histogram; None: not timed. Timed-out calls are
         #: observed too, when their deadline passes (so with about ``timeout`` seconds).
@@ -494,7 +510,11 @@ class Store:
             # case is starting a call that timed out a moment ago (its result is dropped).
             if d.called:
                 return _ABANDONED
-            return fn(*args, **kwargs)
+            _running.deferred = d
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _running.deferred = None
 
         def done(ok: bool, result: Any) -> None:
             # A result after the deadline reaches an already-fired Deferred, which drops it
