@@ -49,6 +49,9 @@ class Config:
     sb_idle_timeout: float = 1800.0
     #: Base of the web links the server hands out (CVR download page, URL services).
     web_base_url: str = ""
+    #: Seconds a database call may take: past it a command is answered 500 (a login 915, 601
+    #: before MSNP6) and the database gives up the statement too (0: no deadline).
+    store_timeout: float = 5.0
 
     def web_url(self, path: str = "") -> str:
         base = self.web_base_url or f"http://{self.public_host}/"
