@@ -64,6 +64,8 @@ class Options(usage.Options):
         ["shutdown-timeout", None, 5.0, "Seconds a graceful shutdown (SIGTERM) may take", float],
         ["login-timeout", None, 60.0, "Seconds a connection may take to log in", float],
         ["challenge-timeout", None, 50.0, "Seconds a client has to answer CHL", float],
+        ["store-timeout", None, 5.0,
+         "Seconds a database call may take before the command gets 500 (login: 915/601) [0: no deadline]", float],
     ]
     optFlags = [["trace", None, "Log every protocol line (passwords and answers are never logged)"]]
 
@@ -74,6 +76,8 @@ class Options(usage.Options):
         for name, (variable, default) in ENV_DEFAULTS.items():
             if self[name] is None:
                 self[name] = os.environ.get(variable) or default
+        if self["store-timeout"] < 0:
+            raise usage.UsageError("--store-timeout must be 0 or more")
         if self["log-format"] not in LOGGERS:
             raise usage.UsageError(f"--log-format must be one of: {', '.join(LOGGERS)}")
         # twistd sets up logging from its own options once ours are parsed: hand it our observer
@@ -147,7 +151,7 @@ def open_store(options: Options, reactor: Any) -> tuple[Store, CredentialKey]:
     except (SchemaNotAtHead, CredentialKeyError) as e:
         print(f"msnp6: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    return Store(engine, reactor), key
+    return Store(engine, reactor, timeout=options["store-timeout"]), key
 
 
 def make_config(options: Options) -> Config:
@@ -157,6 +161,7 @@ def make_config(options: Options) -> Config:
         challenge_timeout=options["challenge-timeout"],
         trace=bool(options["trace"]),
         web_base_url=options["web-base-url"],
+        store_timeout=options["store-timeout"],
     )
 
 

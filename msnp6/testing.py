@@ -17,8 +17,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 import attrs
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.python.failure import Failure
 
-from .store.store import Store
+from .store.store import DirectStore, Store
 
 #: Server-to-client commands that carry a byte-counted payload.
 SERVER_PAYLOAD = frozenset({"MSG", "NOT", "IPG"})
@@ -384,22 +385,72 @@ def run_admin(args: Sequence[str], db: str, key_file: Path, stdin: str = "") -> 
     )
 
 
-class ImmediateStore(Store):
-    """The real store code, run on the calling thread: for StringTransport/Clock unit tests."""
+#: The real store code, run on the calling thread: for StringTransport/Clock unit tests.
+ImmediateStore = DirectStore
 
-    def __init__(self, engine: Any) -> None:
-        super().__init__(engine, reactor=None, threads=1)
+
+class ClockStore(Store):
+    """The real store code, run on the calling thread, but each result (or failure) is handed back
+    only when the test's Clock reaches ``delay`` seconds after the call (0: one ``advance(0)``).
+    The deadline (``timeout``) runs on that Clock too, so deadline tests are deterministic.
+
+    ``delays`` overrides ``delay`` per operation (a StoreCore method name); ``stall()`` makes calls
+    never answer: they are not run at all, like a database stuck before it got to them.
+    """
+
+    def __init__(self, engine: Any, clock: Any, timeout: float | None = 5.0, delay: float = 0.0) -> None:
+        super().__init__(engine, reactor=clock, threads=1, timeout=timeout)
+        self.clock = clock
+        self.delay = delay
+        self.delays: dict[str, float] = {}
+        self.stalled: set[str] = set()
+        self.stall_all = False
+        #: Operations in the order they were asked.
+        self.asked: list[str] = []
+
+    def stall(self, *operations: str) -> None:
+        """From now on these operations (every one when none is named) never answer."""
+        if operations:
+            self.stalled.update(operations)
+        else:
+            self.stall_all = True
+
+    def resume(self) -> None:
+        self.stalled.clear()
+        self.stall_all = False
 
     def start(self) -> None:
         pass
 
-    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> "Deferred[Any]":
-        return maybeDeferred(fn, *args, **kwargs)
+    def _submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> "Deferred[Any]":
+        operation = getattr(fn, "__name__", "?")
+        self.asked.append(operation)
+        if self.stall_all or operation in self.stalled:
+            return Deferred()  # cancelled at the deadline, as a stuck thread's would be
+        try:
+            result: Any = fn(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - handed back as a failure, like a thread's
+            result = Failure()
+        # Cancelled at the deadline: the delivery comes off the clock, nothing arrives late.
+        d: Deferred[Any] = Deferred(lambda _: delivery.cancel())
+        delivery = self.clock.callLater(self.delays.get(operation, self.delay), _deliver, d, result)
+        return d
 
 
-def unit_realm(folder: Path, accounts: dict[str, str], password: str = "pw", **config: Any) -> Any:
+def _deliver(d: "Deferred[Any]", result: Any) -> None:
+    if isinstance(result, Failure):
+        d.errback(result)
+    else:
+        d.callback(result)
+
+
+def unit_realm(folder: Path, accounts: dict[str, str], password: str = "pw",
+               store_factory: Callable[..., Store] | None = None, **config: Any) -> Any:
     """A Realm for StringTransport/Clock tests: a real SQLite store run on the calling thread,
-    output flushed at once, a Clock at a realistic time, and ``accounts`` (handle -> name)."""
+    output flushed at once, a Clock at a realistic time, and ``accounts`` (handle -> name).
+
+    ``store_factory``, e.g. ``ClockStore``: called as ``(engine, clock, timeout=store_timeout)``
+    instead of the default ImmediateStore (answers at once, no deadline)."""
     from twisted.internet.task import Clock
 
     from .auth import CredentialKey
@@ -410,10 +461,12 @@ def unit_realm(folder: Path, accounts: dict[str, str], password: str = "pw", **c
     clock = Clock()
     clock.advance(1_700_000_000)
     key = CredentialKey.load(folder / "key", create=True)
-    store = ImmediateStore(open_database(f"sqlite:///{folder / 'db.sqlite3'}"))
+    engine = open_database(f"sqlite:///{folder / 'db.sqlite3'}")
+    settings = Config(**config)
+    store = ImmediateStore(engine) if store_factory is None else store_factory(engine, clock, timeout=settings.store_timeout)
     for handle, name in accounts.items():
         store.core.create_account(handle, name, key.seal(handle, password))
-    realm = Realm(Config(**config), clock, store, key)
+    realm = Realm(settings, clock, store, key)
     realm.ports.update(ds=1863, ns=1864, sb=1865)
     realm.output = ImmediateOutput(clock)  # a reply can be read right after the input that caused it
     return realm

@@ -58,6 +58,9 @@ class Config:
     #: Seconds a session waits for a missing list version (an event still on its way) before it
     #: reloads its lists from SQL.
     gap_timeout: float = 2.0
+    #: Seconds a database call may take: past it a command is answered 500 (a login 915, 601
+    #: before MSNP6) and the database gives up the statement too (0: no deadline).
+    store_timeout: float = 5.0
 
     def web_url(self, path: str = "") -> str:
         base = self.web_base_url or f"http://{self.public_host}/"

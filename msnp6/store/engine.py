@@ -36,3 +36,43 @@ def make_engine(url: str, pool_size: int = 4) -> Engine:
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True)
+
+
+def bound_statements(engine: Engine, seconds: float) -> None:
+    """Make the database give up after ``seconds``, the store's deadline: PostgreSQL cancels a
+    statement (lock waits included) with ``statement_timeout``; SQLite stops waiting for a write
+    lock (its busy timeout, what sqlite3's ``timeout`` sets). Without it a call the client has
+    already been answered for would hold a pool thread for as long as the lock is held.
+
+    Set per connection when it is made, so nothing is added to each call. Connections already in
+    the pool (``open_database`` checks the schema with one) are dropped to get it too.
+    """
+    millis = max(1, round(seconds * 1000))
+    if is_sqlite(str(engine.url)):
+
+        @event.listens_for(engine, "connect")
+        def _busy_timeout(dbapi_conn: Any, _record: Any) -> None:
+            # Runs after make_engine's pragmas (listeners run in order), replacing its 30 s.
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout={millis}")
+            cur.close()
+
+        if engine.url.database in (None, "", ":memory:"):
+            return  # dropping its one connection would drop the database; nobody else locks it
+
+    else:
+
+        @event.listens_for(engine, "connect")
+        def _statement_timeout(dbapi_conn: Any, _record: Any) -> None:
+            # A SET inside the driver's implicit transaction would be undone by the pool's reset
+            # rollback: run it in autocommit. A session setting, so it keeps whatever search_path
+            # or other options the URL (or PGOPTIONS) gave the connection.
+            autocommit = dbapi_conn.autocommit
+            dbapi_conn.autocommit = True
+            try:
+                with dbapi_conn.cursor() as cur:
+                    cur.execute(f"SET statement_timeout = {millis}")
+            finally:
+                dbapi_conn.autocommit = autocommit
+
+    engine.dispose()

@@ -8,18 +8,21 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Callable, TypeVar
 
 import attrs
-from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.threads import deferToThreadPool
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
+from twisted.internet.defer import TimeoutError as DeferredTimeout
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from ..wire.errors import ErrorCode
-from .engine import is_sqlite
+from .engine import bound_statements, is_sqlite
 from ..wire.directory import Hit, Search
 from .models import accounts, directory_entries, invitations, list_entries
 from ..core.visibility import allows
@@ -27,9 +30,22 @@ from .records import LISTS, AccountRecord, ContactInfo, InvitationRecord, ListEn
 
 T = TypeVar("T")
 
+log = Logger()
+
 
 class DuplicateHandle(Exception):
     pass
+
+
+class StoreTimeout(DeferredTimeout):
+    """A store call passed its deadline. A TimeoutError (Twisted's, what ``addTimeout`` raises),
+    so code that already treats timeouts as such keeps doing so; its text names the operation
+    only, never the call's arguments (handles, names)."""
+
+    def __init__(self, operation: str, timeout: float) -> None:
+        super().__init__(f"{operation} did not answer within {timeout:g} s")
+        self.operation = operation
+        self.timeout = timeout
 
 
 class ListRefused(Exception):
@@ -341,6 +357,24 @@ class StoreCore:
             return version, bumped
 
 
+#: What the pool hands back for a call it skipped (see ``Store._submit``).
+_ABANDONED = object()
+#: The Deferred of the call running on this pool thread, for ``_no_late_commit``.
+_running = threading.local()
+
+
+class _PastDeadline(Exception):
+    """Raised at commit by a call whose caller has had its answer (dropped with the result)."""
+
+
+def _no_late_commit(conn: Connection) -> None:
+    """Commit listener: a call that is past its deadline rolls back instead, so a client answered
+    500 does not find the change made after all (only a commit already under way slips by)."""
+    d = getattr(_running, "deferred", None)
+    if d is not None and d.called:
+        raise _PastDeadline()
+
+
 #: PRP keys a client may set, and where they are kept.
 PROPERTY_COLUMNS = {"PHH": "phone_home", "PHW": "phone_work", "PHM": "phone_mobile", "MOB": "mobile_allowed"}
 
@@ -427,9 +461,12 @@ class Store:
     """Deferred-returning facade over StoreCore, backed by its own thread pool.
 
     SQLite gets a single thread (one writer, no lock contention); PostgreSQL a small pool.
+    Every call has a deadline of ``timeout`` seconds from queueing (None or 0: none): past it the
+    caller's Deferred fails with StoreTimeout, and the database is told to give up at the same
+    bound (``bound_statements``), so a stuck call does not hold a pool thread for long either.
     """
 
-    def __init__(self, engine: Engine, reactor: Any, threads: int | None = None) -> None:
+    def __init__(self, engine: Engine, reactor: Any, threads: int | None = None, timeout: float | None = 5.0) -> None:
         self.core = StoreCore(engine)
         if threads is None:
             threads = 1 if is_sqlite(str(engine.url)) else 4
@@ -438,9 +475,17 @@ class Store:
         # process alive (stop() still waits for queued work; see msnp6/shutdown.py).
         self._pool.threadFactory = functools.partial(threading.Thread, daemon=True)  # type: ignore[assignment]
         self._reactor = reactor
+        self.timeout = timeout or None
+        if self.timeout is not None:
+            bound_statements(engine, self.timeout)
+            if not event.contains(engine, "commit", _no_late_commit):
+                event.listen(engine, "commit", _no_late_commit)
         #: Called on the reactor thread with (operation, seconds from queueing to result) after
-        #: each call, e.g. by the metrics histogram; None: not timed.
+        #: each call, e.g. by the metrics histogram; None: not timed. Timed-out calls are
+        #: observed too, when their deadline passes (so with about ``timeout`` seconds).
         self.observe: Callable[[str, float], None] | None = None
+        #: Calls that passed their deadline, by operation.
+        self.timeouts: Counter[str] = Counter()
 
     def start(self) -> None:
         self._pool.start()
@@ -450,18 +495,56 @@ class Store:
         self.core.engine.dispose()
 
     def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> "Deferred[T]":
-        """Run one StoreCore method in the pool."""
+        """Run one StoreCore method in the pool, within the deadline."""
         observe = self.observe
+        started = time.perf_counter() if observe is not None else 0.0
+        d = self._submit(fn, *args, **kwargs)
+        if self.timeout is not None:
+            d.addTimeout(self.timeout, self._reactor, onTimeoutCancel=functools.partial(self._timed_out, fn))
         if observe is None:
-            return deferToThreadPool(self._reactor, self._pool, fn, *args, **kwargs)
+            return d
         operation = getattr(fn, "__name__", "?")
-        started = time.perf_counter()
 
         def timed(result: Any) -> Any:
             observe(operation, time.perf_counter() - started)
             return result
 
-        return deferToThreadPool(self._reactor, self._pool, fn, *args, **kwargs).addBoth(timed)
+        return d.addBoth(timed)
+
+    def _submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> "Deferred[T]":
+        """Queue ``fn`` on the pool; its Deferred fires on the reactor thread (deferToThreadPool,
+        plus: a call whose caller has already had its answer is not started at all)."""
+        d: Deferred[T] = Deferred()
+        reactor = self._reactor
+
+        def work() -> Any:
+            # Read from the pool thread: ``called`` only ever goes False -> True, so the worst
+            # case is starting a call that timed out a moment ago (its result is dropped).
+            if d.called:
+                return _ABANDONED
+            _running.deferred = d
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _running.deferred = None
+
+        def done(ok: bool, result: Any) -> None:
+            # A result after the deadline reaches an already-fired Deferred, which drops it
+            # silently (a Deferred cancelled without a canceller ignores one late result).
+            if result is not _ABANDONED:
+                reactor.callFromThread(d.callback if ok else d.errback, result)
+
+        self._pool.callInThreadWithCallback(done, work)
+        return d
+
+    def _timed_out(self, fn: Callable[..., Any], result: Any, timeout: float) -> Any:
+        if not (isinstance(result, Failure) and result.check(CancelledError)):
+            return result
+        operation = getattr(fn, "__name__", "?")
+        self.timeouts[operation] += 1
+        # Once per call, with no arguments: they hold handles and names.
+        log.warn("store call {operation} did not answer within {timeout:g} s", operation=operation, timeout=timeout)
+        raise StoreTimeout(operation, timeout)
 
     def get_account(self, handle: str) -> "Deferred[AccountRecord | None]":
         return self.run(self.core.get_account, handle)
@@ -532,7 +615,7 @@ class DirectStore(Store):
     ``msnp6-admin`` writing the database itself (no server running) and for unit tests."""
 
     def __init__(self, engine: Engine) -> None:
-        super().__init__(engine, reactor=None, threads=1)
+        super().__init__(engine, reactor=None, threads=1, timeout=None)  # nothing to wait for
 
     def start(self) -> None:
         pass
