@@ -17,11 +17,12 @@ import resource
 import sys
 import time
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, Sequence
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import msnpaio as m  # noqa: E402
+import msnpaio as m
 
 DEFAULT_PASSWORD = "benchpass"
 SCENARIOS = ("login", "idle", "fanout", "chat")
@@ -272,7 +273,7 @@ async def fanout_rounds(args: argparse.Namespace, watchers: int, sessions: list[
             try:
                 await asyncio.wait_for(asyncio.shield(done), args.timeout)
                 samples.append(counter.last - t0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 timeouts += 1
             await subject.expect(f"CHG {t} {status}", args.timeout, skip_others=True)
             await asyncio.sleep(args.round_gap)
@@ -457,7 +458,7 @@ async def measure_chat(args: argparse.Namespace, pairs: list[Pair]) -> dict[str,
     if meter.outstanding:
         try:
             await asyncio.wait_for(asyncio.shield(meter.drained), args.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             drained = False
     return {
         "pairs": len(pairs), "in_flight_per_sender": args.in_flight, "ack_mode": "A",
@@ -481,7 +482,7 @@ async def run_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
     try:
         body = await asyncio.wait_for(RUNNERS[name](args), args.max_seconds + 3 * args.timeout + 30)
         body.setdefault("status", "ok")
-    except asyncio.TimeoutError:
+    except TimeoutError:
         body = {"status": "error", "reason": "scenario exceeded its time limit"}
     except Exception as e:
         body = {"status": "error", "reason": describe(e)}

@@ -9,7 +9,7 @@ import asyncio
 import hashlib
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 #: Server-to-client commands followed by a byte-counted payload.
 PAYLOAD_COMMANDS = frozenset({"MSG", "NOT", "IPG"})
@@ -122,7 +122,7 @@ class MsnpConnection(asyncio.Protocol):
                 raise ProtocolFailure("connection closed by the server")
             left = deadline - time.monotonic()
             if left <= 0:
-                raise asyncio.TimeoutError()
+                raise TimeoutError()
             self.waiter = asyncio.get_running_loop().create_future()
             await asyncio.wait_for(self.waiter, left)
         return self.inbox.popleft()
@@ -142,7 +142,7 @@ class MsnpConnection(asyncio.Protocol):
             self.waiter = asyncio.get_running_loop().create_future()
             try:
                 await asyncio.wait_for(self.waiter, deadline - time.monotonic())
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
 
     # -- sending -----------------------------------------------------------------------------

@@ -6,15 +6,15 @@ Thousands of accounts through the store one by one would take minutes; two execu
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import attrs
 from sqlalchemy import Engine, insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import fanout_subject, handle  # noqa: E402
+from loadgen import fanout_subject, handle
 
 from msnp6.auth import CredentialKey
 from msnp6.store.models import accounts, list_entries
@@ -58,7 +58,7 @@ def _batches(items: list[dict[str, object]]) -> Iterable[list[dict[str, object]]
 
 def insert_accounts(engine: Engine, key: CredentialKey, handles: list[str], password: str) -> dict[str, int]:
     """One row per handle with a sealed password; returns handle -> id."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows: list[dict[str, object]] = [
         dict(handle=h, friendly_name=h, verified=True, list_version=1, blp="AL", gtc="A",
              mobile_allowed=False, mobile_enabled=False, email_enabled=False,

@@ -8,18 +8,19 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from .auth import CredentialKey, CredentialKeyError
+from .bus.memory import MemoryBus
 from .paths import default_db_url, default_key_file
+from .services import AccountService, NoSuchAccount
 from .store.engine import make_engine
 from .store.schema import SchemaNotAtHead, open_database, schema_state, upgrade
-from .bus.memory import MemoryBus
-from .services import AccountService, NoSuchAccount
 from .store.store import DirectStore, DuplicateHandle
 from .wire.names import MAX_ENCODED_NAME_BYTES, encode_name, is_valid_handle, normalize_handle
 

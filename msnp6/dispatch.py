@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from .framing import Handler, MsnpConnection
 from .negotiation import handle_cvr_before_login, handle_inf, handle_ver, login_handle, require_version
 from .wire.dialects import Dialect

@@ -8,7 +8,7 @@ into protocol lines for each of them.
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import attrs
 
@@ -123,10 +123,10 @@ class PageArrived:
     text: str
 
 
-Event = Union[
-    PresenceChanged, ReverseListChanged, ContactPhoneChanged, ContactDeleted, NameChanged, Ring,
-    SignedInElsewhere, AccountChanged, AccountDeleted, MailArrived, PageArrived,
-]
+Event = (
+    PresenceChanged | ReverseListChanged | ContactPhoneChanged | ContactDeleted | NameChanged | Ring
+    | SignedInElsewhere | AccountChanged | AccountDeleted | MailArrived | PageArrived
+)
 
 EVENT_TYPES: dict[str, type[Any]] = {
     cls.kind: cls

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from twisted.logger import FileLogObserver, ILogObserver, formatEvent
@@ -31,7 +31,7 @@ def event_as_json(event: dict[str, Any]) -> str:
     }
     level = event.get("log_level")
     record.update(
-        time=datetime.fromtimestamp(event.get("log_time", 0), timezone.utc).isoformat(timespec="milliseconds"),
+        time=datetime.fromtimestamp(event.get("log_time", 0), UTC).isoformat(timespec="milliseconds"),
         level=getattr(level, "name", "info"),
         namespace=event.get("log_namespace", "?"),
         system=event.get("log_system", "-"),

@@ -5,7 +5,8 @@ reads them only when ``/metrics`` is scraped, so the protocol's hot paths pay no
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -50,7 +51,7 @@ class Metrics:
 
     def __init__(self, realm: Any) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(RealmCollector(realm))  # type: ignore[arg-type]
+        self.registry.register(RealmCollector(realm))
         ProcessCollector(registry=self.registry)  # memory, CPU, open files: what sizing needs
         self.store_seconds = Histogram(
             "msnp6_store_seconds", "Time from queueing a store call to its result, by operation.",

@@ -50,9 +50,13 @@ class SequentialService(service.MultiService):
         service.Service.stopService(self)
         d: Deferred[None] = succeed(None)
         for child in reversed(list(self)):
-            d.addCallback(lambda _, child=child: maybeDeferred(child.stopService))
+            d.addCallback(self._stop_child, child)
             d.addErrback(self._child_failed, child)
         return d
+
+    @staticmethod
+    def _stop_child(_: object, child: service.IService) -> "Deferred[None]":
+        return maybeDeferred(child.stopService)
 
     def _child_failed(self, failure: Failure, child: service.IService) -> None:
         log.failure("stopping {name} failed", failure, name=child.name)

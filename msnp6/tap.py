@@ -8,8 +8,7 @@ from typing import Any
 
 from twisted.application import service
 from twisted.internet import endpoints
-from twisted.internet.interfaces import IListeningPort
-from twisted.internet.protocol import Factory
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -97,8 +96,8 @@ def with_backlog(description: str, backlog: int = 1024) -> str:
 class ListenerService(service.Service):
     """Listens on a strports endpoint and records the bound port in the realm (it may be 0)."""
 
-    def __init__(self, name: str, description: str, factory: Factory, realm: Realm, reactor: Any) -> None:
-        self.name = name
+    def __init__(self, name: str, description: str, factory: IProtocolFactory, realm: Realm, reactor: Any) -> None:
+        self.name: str = name
         self._description = with_backlog(description)
         self._factory = factory
         self._realm = realm

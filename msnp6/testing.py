@@ -12,11 +12,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import attrs
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from .store.store import DirectStore, Store
@@ -143,7 +144,7 @@ class MsnpClient:
         self.sock.settimeout(seconds)
         try:
             data = self.sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             return
         raise AssertionError(f"unexpected data {data!r}" if data else "connection closed")
 
@@ -199,7 +200,7 @@ class MsnpClient:
         first = self.expect_prefix(f"SYN {t} ")
         if int(first.words[2]) == version and version:
             return [first]
-        return [first] + self.recv_until(lambda r: r.words[:3] == ["LST", str(t), "RL"] and r.words[4] == r.words[5])
+        return [first, *self.recv_until(lambda r: r.words[:3] == ["LST", str(t), "RL"] and r.words[4] == r.words[5])]
 
     def expect_prefix(self, prefix: str) -> Reply:
         reply = self.recv()
@@ -429,7 +430,7 @@ class ClockStore(Store):
             return Deferred()  # cancelled at the deadline, as a stuck thread's would be
         try:
             result: Any = fn(*args, **kwargs)
-        except Exception:  # noqa: BLE001 - handed back as a failure, like a thread's
+        except Exception:
             result = Failure()
         # Cancelled at the deadline: the delivery comes off the clock, nothing arrives late.
         d: Deferred[Any] = Deferred(lambda _: delivery.cancel())

@@ -26,7 +26,7 @@ SECOND_NODE_VARIABLE = "MSNP6_NODE_B_LISTENERS"
 TAC = "from msnp6.testing_nodes import application\napplication = application()\n"
 
 
-def application() -> service.Application:
+def application() -> service.IService:
     from twisted.internet import reactor
 
     options = Options()

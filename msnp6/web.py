@@ -7,7 +7,8 @@ clients: it has no authentication.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.defer import Deferred, TimeoutError, succeed
 from twisted.logger import Logger
@@ -219,7 +220,7 @@ class AdminSite(Site):
     # Probes and scrapes every few seconds would drown the log in access lines.
     noisy = False
 
-    def log(self, request: Request) -> None:
+    def log(self, request: Any) -> None:
         pass
 
 

@@ -5,15 +5,15 @@ import itertools
 import os
 import secrets
 import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import attrs
 import pytest
 
 from msnp6.auth import CredentialKey
-from msnp6.store.schema import open_database, upgrade
 from msnp6.store.engine import make_engine
+from msnp6.store.schema import open_database, upgrade
 from msnp6.store.store import StoreCore
 from msnp6.testing import ServerProcess, TwoNodeServer
 

@@ -7,17 +7,16 @@ import secrets
 import subprocess
 import urllib.error
 import urllib.request
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
+from conftest import PG_BASE
 from prometheus_client.parser import text_string_to_metric_families
 
 from msnp6.logs import event_as_json
 from msnp6.store.engine import make_engine
 from msnp6.store.schema import downgrade, upgrade
 from msnp6.testing import MsnpClient, ServerProcess, _bin
-
-from conftest import PG_BASE
 
 
 def get(server: ServerProcess, path: str) -> tuple[int, str, str]:

@@ -4,10 +4,9 @@ from __future__ import annotations
 import threading
 
 import pytest
+from conftest import one_or_two_nodes
 
 from msnp6.testing import ServerProcess
-
-from conftest import one_or_two_nodes
 
 
 @pytest.fixture(params=["one-node", "two-nodes"])

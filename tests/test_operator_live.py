@@ -3,17 +3,16 @@ node a): online users see each change at once, and afterwards every online sessi
 equals what SQL holds. Without a reachable server, msnp6-admin writes SQL itself."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
+from test_lists_e2e import Person
 
 from msnp6.store.records import LISTS
 from msnp6.store.store import StoreCore
 from msnp6.testing import ServerProcess, TwoNodeServer, run_admin
 from msnp6.wire import sync
 from msnp6.wire.dialects import SUPPORTED
-
-from test_lists_e2e import Person
 
 
 @pytest.fixture(scope="module", params=["one-node", "two-nodes"])

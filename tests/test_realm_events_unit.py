@@ -86,7 +86,7 @@ def login(realm: Any, handle: str, status: str | None = "NLN") -> tuple[Notifica
 def test_a_failing_recipient_does_not_stop_the_fan_out_and_the_sender_gets_one_reply(realm):
     alice, at = login(realm, ALICE)
     watchers = {h: login(realm, h) for h in (BOB, CAROL, DAVE)}
-    for h, (ns, t) in watchers.items():
+    for ns, t in watchers.values():
         ns.dataReceived(f"ADD 6 FL {ALICE} Alice\r\n".encode())
         take_lines(t)
     take_lines(at)
@@ -201,4 +201,4 @@ def test_presence_record_is_plain_data(realm):
     alice, _ = login(realm, ALICE, "BSY")
     record = realm.directory.get(ALICE).result
     assert attrs.asdict(record)["status"] == "BSY" and record.node == realm.node.name
-    assert record.seen_by(BOB) and not record.allows("") is None
+    assert record.seen_by(BOB) and record.allows("") is not None

@@ -140,7 +140,7 @@ def test_snd_and_sdc_are_recorded_for_the_operator(server, accounts):
     friend = f"friend-{secrets.token_hex(3)}@example.org"
     t, lines = c.command(f"SND {{t}} {friend} 0x0409 MSMSGS MSMSGS")
     assert lines == [f"SND {t} OK"]
-    body = "Come and chat with me!".encode()
+    body = b"Come and chat with me!"
     c.send(f"SDC 21 other-{friend} 0x0409 MSMSGS MSMSGS X X Inviter {len(body)}", body)
     c.expect("SDC 21 OK")
     t, lines = c.command("SND {t} not-an-address")

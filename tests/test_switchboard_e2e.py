@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import one_or_two_nodes
 
 from msnp6.testing import MsnpClient
-
-from conftest import one_or_two_nodes
 
 
 @pytest.fixture(params=["one-node", "two-nodes"])

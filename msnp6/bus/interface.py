@@ -1,7 +1,8 @@
 """What a bus does: carry events to the nodes that hold the accounts they are addressed to."""
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 from ..events import Event
 

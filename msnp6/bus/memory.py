@@ -1,7 +1,7 @@
 """The bus of one process: a dict from account to the nodes holding it, delivery by direct call."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from twisted.logger import Logger
 

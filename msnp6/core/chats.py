@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any, Generic, Iterator, TypeVar
+from collections.abc import Iterator
+from typing import Any, Generic, TypeVar
 
 P = TypeVar("P")
 

@@ -8,7 +8,8 @@ others still get the event.
 from __future__ import annotations
 
 import itertools
-from typing import Iterator, Protocol
+from collections.abc import Iterator
+from typing import Protocol
 
 from twisted.logger import Logger
 

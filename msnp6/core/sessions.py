@@ -1,7 +1,8 @@
 """Who is logged in on this node: one notification connection per account."""
 from __future__ import annotations
 
-from typing import Generic, Iterator, TypeVar
+from collections.abc import Iterator
+from typing import Generic, TypeVar
 
 C = TypeVar("C")
 

@@ -1,7 +1,7 @@
 """The one visibility rule (notification.md 2.1): BL wins, then AL, then BLP."""
 from __future__ import annotations
 
-from typing import Container
+from collections.abc import Container
 
 
 def allows(viewer: str, blp: str, allow_list: Container[str], block_list: Container[str]) -> bool:

@@ -1,7 +1,8 @@
 """The presence directory's interface: a Redis-backed one can stand in for the in-memory one."""
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 from twisted.internet.defer import Deferred
 

@@ -1,7 +1,7 @@
 """The directory of one process (or of nodes sharing a process, as in the two-node tests)."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from twisted.internet.defer import Deferred, succeed
 

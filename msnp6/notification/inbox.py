@@ -1,7 +1,8 @@
 """Events for an online session, turned into its protocol lines and its memory's changes."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -41,7 +42,10 @@ def _reverse_list(conn: "NotificationProtocol", e: ev.ReverseListChanged) -> Non
         conn.stream.apply(e.version, lambda s: s.lists["RL"].__setitem__(contact, name))
     else:
         conn.write(format_line("REM", 0, "RL", e.version, contact))
-        conn.stream.apply(e.version, lambda s: s.lists["RL"].pop(contact, None))
+        def forget(s: SessionState) -> None:
+            s.lists["RL"].pop(contact, None)
+
+        conn.stream.apply(e.version, forget)
 
 
 def _contact_phone(conn: "NotificationProtocol", e: ev.ContactPhoneChanged) -> None:

@@ -30,6 +30,7 @@ MAX_PHONE_BYTES = 95
 
 def _refused(failure: Failure) -> None:
     failure.trap(ListRefused)
+    assert isinstance(failure.value, ListRefused)
     raise ProtocolError(failure.value.code)
 
 

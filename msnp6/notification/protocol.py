@@ -9,15 +9,15 @@ from twisted.logger import Logger
 from ..directory.record import PresenceRecord
 from ..events import Event, SignedInElsewhere
 from ..framing import Handler, MsnpConnection
-from ..services import Actor
 from ..negotiation import handle_cvr_before_login, handle_inf, handle_ver
-from .state import SessionState
+from ..services import Actor
 from ..wire.dialects import Dialect
 from ..wire.directory import Hit
 from ..wire.errors import ErrorCode, ProtocolError
 from ..wire.lines import Command
 from ..wire.payload import NS_CLIENT_PAYLOAD
 from . import challenges, chat, extras, inbox, lists, login, presence, services
+from .state import SessionState
 from .stream import ChangeStream
 
 log = Logger()

@@ -2,15 +2,16 @@
 directory), PAG (mobile pages, delivered as IPG), and the Hotmail new-mail push."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import attrs
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from ..wire import mobile
 from ..directory.record import PresenceRecord
 from ..events import PageArrived
+from ..wire import mobile
 from ..wire.dialects import SUPPORTED
 from ..wire.directory import BadSearch, Hit, hit_args, parse_search
 from ..wire.errors import Disconnect, ErrorCode, ProtocolError

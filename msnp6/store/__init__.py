@@ -2,4 +2,4 @@
 from .records import AccountRecord, ListEntryRecord
 from .store import DuplicateHandle, ListChange, ListRefused, Store, StoreCore
 
-__all__ = ["AccountRecord", "ListEntryRecord", "DuplicateHandle", "ListChange", "ListRefused", "Store", "StoreCore"]
+__all__ = ["AccountRecord", "DuplicateHandle", "ListChange", "ListEntryRecord", "ListRefused", "Store", "StoreCore"]

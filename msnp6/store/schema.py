@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 def migrations_dir() -> Path:
     """The installed package ships ``msnp6.migrations``; a source tree has ``migrations/``."""
     try:
-        import msnp6.migrations as installed  # type: ignore[import-not-found]
+        import msnp6.migrations as installed  # type: ignore[import-untyped,unused-ignore]
 
         return Path(installed.__file__).parent
     except ImportError:

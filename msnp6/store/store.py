@@ -9,8 +9,9 @@ import functools
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timezone
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import attrs
 from sqlalchemy import Connection, Engine, Row, bindparam, delete, event, func, insert, select, update
@@ -21,11 +22,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from ..core.visibility import allows
+from ..wire.directory import Hit, Search
 from ..wire.errors import ErrorCode
 from .engine import bound_statements, is_sqlite
-from ..wire.directory import Hit, Search
 from .models import accounts, directory_entries, invitations, list_entries
-from ..core.visibility import allows
 from .records import LISTS, AccountRecord, ContactInfo, InvitationRecord, ListEntryRecord, SyncSnapshot
 
 T = TypeVar("T")
@@ -67,7 +68,7 @@ class ListChange:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _account(row: Row[Any]) -> AccountRecord:

@@ -1,7 +1,7 @@
 """The MSNP dialects this server speaks and what each one changes on the wire."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import attrs
 

@@ -1,7 +1,7 @@
 """FND: member-directory search parameters and result lines."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import attrs
 

@@ -1,7 +1,7 @@
 """One MSNP command line: parse what a client sent, format what a server sends."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import attrs
 

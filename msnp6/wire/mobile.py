@@ -57,4 +57,4 @@ def ipg_payload(*, to_handle: str, to_id: int, from_handle: str, from_id: int, t
         f'<FROM pid="{pid(from_id)}" name={quoteattr(from_handle)}/>'
         f'<MSG pri="1" id="{message_id}"><ACTION url="2wayIM.asp"/><SUBSCR url="2wayIM.asp"/>'
         f'<CAT id="110110001"/><BODY lang="1033"><TEXT>{escape(text)}</TEXT></BODY></MSG></NOTIFICATION>'
-    ).encode("utf-8")
+    ).encode()

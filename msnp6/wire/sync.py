@@ -1,7 +1,7 @@
 """The SYN list dump (notification.md 4.7), formatted without I/O so it can be tested byte-exact."""
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import attrs
 
