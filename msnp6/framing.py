@@ -7,7 +7,8 @@ into protocol answers, writes and traces lines, and enforces the login deadline.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, ClassVar, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
 
 from twisted.internet import tcp
 from twisted.internet.defer import Deferred
@@ -143,7 +144,7 @@ class MsnpConnection(Protocol):
         self._drain()
 
     def _failed_deferred(self, failure: Failure, command: Command) -> None:
-        self._failed(command, failure.value, failure)
+        self._failed(command, failure.value or Exception("unknown failure"), failure)
 
     def _failed(self, command: Command, error: BaseException, failure: Failure | None = None) -> None:
         if isinstance(error, ProtocolError):
@@ -188,7 +189,7 @@ class MsnpConnection(Protocol):
             self.log.warn("conn {conn} {service} {peer}: not reading its output; dropping it",
                           conn=self.conn_id, service=self.service, peer=self.peer)
             self.closing = True
-            self.transport.abortConnection()  # type: ignore[union-attr]
+            self.transport.abortConnection()  # type: ignore[attr-defined]
 
     def send(self, name: str, trid: int | None, *args: object) -> None:
         self.write(format_line(name, trid, *args))

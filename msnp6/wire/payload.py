@@ -1,7 +1,7 @@
 """Which client commands carry a byte-counted payload, and the frame decoder that reads them."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from .errors import FramingError
 from .lines import Command, parse
@@ -23,7 +23,7 @@ class FrameDecoder:
     A payload command is complete once its declared byte count has arrived.
     """
 
-    __slots__ = ("_payload_commands", "_max_line", "_max_payload", "_buffer", "_pos", "_pending", "_pending_length")
+    __slots__ = ("_buffer", "_max_line", "_max_payload", "_payload_commands", "_pending", "_pending_length", "_pos")
 
     def __init__(
         self,
