@@ -13,7 +13,7 @@ from msnp6.wire.errors import FramingError
 from msnp6.wire.hotmail import Profile, profile_payload
 from msnp6.wire.lines import Command, format_error, format_line, format_payload, parse
 from msnp6.wire.names import decode_name, encode_name, is_valid_handle
-from msnp6.wire.payload import NS_CLIENT_PAYLOAD, SB_CLIENT_PAYLOAD, FrameDecoder
+from msnp6.wire.payload import NS_CLIENT_PAYLOAD, SB_CLIENT_PAYLOAD, FrameDecoder, declared_length
 
 
 def test_parse_liberal_forms():
@@ -30,6 +30,30 @@ def test_format():
     assert format_line("QNG", None) == b"QNG\r\n"
     assert format_error(911, 4) == b"911 4\r\n"
     assert format_payload("MSG", ("Hotmail", "Hotmail"), b"abc") == b"MSG Hotmail Hotmail 3\r\nabc"
+
+
+def test_declared_length():
+    assert declared_length(parse(b"QRY 7 msmsgs@msnmsgr.com 32"), 8192) == 32
+    assert declared_length(parse(b"MSG 1 N 1664"), 1664) == 1664
+    assert declared_length(parse(b"MSG 1 N 0"), 1664) == 0
+
+
+@pytest.mark.parametrize("line", [b"MSG 1 N 1665", b"QRY 1 id x", b"MSG 1", b"MSG", b"MSG 1 N -5",
+                                  "MSG 1 N \u0661".encode(), b"MSG 1 N 1e3"])
+def test_declared_length_refuses(line):
+    with pytest.raises(FramingError):
+        declared_length(parse(line), 1664)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.integers(0, 2000))
+def test_declared_length_is_a_length_under_the_cap_or_framing_error(line, cap):
+    command = parse(line.replace(b"\n", b""))
+    try:
+        length = declared_length(command, cap)
+    except FramingError:
+        return
+    assert 0 <= length <= cap and command.args[-1] == str(length).zfill(len(command.args[-1]))
 
 
 def test_decoder_reads_payloads_by_byte_count_across_chunks():

@@ -1,4 +1,5 @@
-"""Which client commands carry a byte-counted payload, and the frame decoder that reads them."""
+"""Which client commands carry a byte-counted payload, the check of their declared length, and the
+frame decoder that reads them."""
 from __future__ import annotations
 
 from typing import Iterator
@@ -12,7 +13,23 @@ SB_CLIENT_PAYLOAD = frozenset({"MSG"})
 #: What the dispatch server reads: nothing carries a payload there.
 DS_CLIENT_PAYLOAD: frozenset[str] = frozenset()
 
+#: The longest command line accepted, without its LF (a CR before the LF counts).
 DEFAULT_MAX_LINE = 4096
+
+
+def declared_length(command: Command, max_payload: int) -> int:
+    """The payload byte count a payload command's header declares (its last argument).
+
+    Raises FramingError when it is missing, not a plain ASCII number, or over ``max_payload``:
+    the stream cannot be framed past such a header.
+    """
+    last = command.args[-1] if command.args else ""
+    if not (last.isdigit() and last.isascii()):
+        raise FramingError(f"{command.name} without a byte length")
+    length = int(last)
+    if length > max_payload:
+        raise FramingError(f"{command.name} payload of {length} bytes is over the cap")
+    return length
 
 
 class FrameDecoder:
@@ -76,7 +93,7 @@ class FrameDecoder:
             command = parse(bytes(buf[self._pos : newline]))
             self._pos = newline + 1
             if command.name in self._payload_commands:
-                self._pending_length = self._declared_length(command)
+                self._pending_length = declared_length(command, self._max_payload)
                 self._pending = command
             elif command.name:
                 return command
@@ -85,11 +102,3 @@ class FrameDecoder:
         """Every complete command available now."""
         while (command := self.next()) is not None:
             yield command
-
-    def _declared_length(self, command: Command) -> int:
-        if not command.args or not command.args[-1].isdigit() or not command.args[-1].isascii():
-            raise FramingError(f"{command.name} without a byte length")
-        length = int(command.args[-1])
-        if length > self._max_payload:
-            raise FramingError(f"{command.name} payload of {length} bytes is over the cap")
-        return length
