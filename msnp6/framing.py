@@ -1,8 +1,10 @@
 """MsnpConnection: the one Twisted Protocol base for DS, NS and SB connections.
 
-It frames bytes with the sans-IO FrameDecoder, runs one command at a time (a handler that returns
-a Deferred holds back the next command, so replies keep request order), turns handler exceptions
-into protocol answers, writes and traces lines, and enforces the login deadline.
+Input is framed by Twisted's LineReceiver: command lines in line mode, the byte-counted payload
+of a payload command in raw mode. One command runs at a time: a handler that returns a Deferred
+pauses the receiver (and reading) until it fires, so replies keep request order. Handler
+exceptions become protocol answers. Output is queued per reactor turn (OutputFlusher) and
+handed to the transport in one piece; the login deadline is enforced here too.
 """
 from __future__ import annotations
 
@@ -12,30 +14,32 @@ from typing import Any, Callable, ClassVar, Iterable
 from twisted.internet import tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
 from .wire.errors import Disconnect, ErrorCode, FramingError, ProtocolError
-from .wire.lines import Command, format_error, format_line, format_payload
-from .wire.payload import FrameDecoder
+from .wire.lines import Command, format_error, format_line, format_payload, parse
+from .wire.payload import DEFAULT_MAX_LINE, declared_length
 
 Handler = Callable[[Any, Command], "Deferred[Any] | None"]
 
 _connection_ids = itertools.count(1)
 
-#: Stop reading from a socket whose unprocessed input grows past this while a handler waits.
-_READ_PAUSE_BYTES = 64 * 1024
 #: A client that leaves this much of our output unread is dropped: it would otherwise make the
 #: server buffer without bound (a stalled watcher under presence fan-out, a PNG flood).
 MAX_UNSENT_BYTES = 1024 * 1024
 
 
-class MsnpConnection(Protocol):
+class MsnpConnection(LineReceiver):
     service: ClassVar[str] = "?"
     payload_commands: ClassVar[frozenset[str]] = frozenset()
     max_payload: ClassVar[int] = 8192
     log = Logger()
+
+    delimiter = b"\n"  # a CR before it is optional: Gaim 2001 sent bare LF (parse strips the CR)
+    MAX_LENGTH = DEFAULT_MAX_LINE
 
     def __init__(self, realm: Any) -> None:
         self.realm = realm
@@ -43,11 +47,13 @@ class MsnpConnection(Protocol):
         self.peer = "?"
         self.closing = False
         self._busy = False
-        self._draining = False
-        self._read_paused = False
         self._deadline: IDelayedCall | None = None
         self._out: list[bytes] = []
-        self.decoder = FrameDecoder(self.payload_commands, max_payload=self.max_payload)
+        #: The header of a payload command whose payload is being read, the bytes still due, and
+        #: the parts read so far.
+        self._head: Command | None = None
+        self._need = 0
+        self._parts: list[bytes] = []
 
     # -- subclass hooks ----------------------------------------------------------------------
 
@@ -72,75 +78,107 @@ class MsnpConnection(Protocol):
 
     def connectionMade(self) -> None:
         self.conn_id = next(_connection_ids)
-        peer = self.transport.getPeer()  # type: ignore[union-attr]
+        transport: Any = self.transport
+        peer = transport.getPeer()
         self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
-        set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
+        set_nodelay = getattr(transport, "setTcpNoDelay", None)
         if set_nodelay is not None:
             set_nodelay(True)  # design.md section 8: Nagle + delayed ACK cost 40 ms per exchange
             # Logged-in sessions have no idle timeout (old clients ping rarely); let the kernel
             # find peers that vanished without a FIN.
-            self.transport.setTcpKeepAlive(True)  # type: ignore[union-attr]
+            transport.setTcpKeepAlive(True)
         timeout = self.realm.config.login_timeout
         if timeout:
             self._deadline = self.realm.clock.callLater(timeout, self._login_deadline_passed)
         self.realm.connection_opened(self)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self.closing = True
+        self._stop_input()
         self._out = []
         self.cancel_login_deadline()
         self.realm.connection_closed(self)
         self.on_connection_lost()
 
-    def dataReceived(self, data: bytes) -> None:
+    # -- framing (LineReceiver) --------------------------------------------------------------
+
+    def lineReceived(self, line: bytes) -> None:
         if self.closing:
             return
-        self.decoder.feed(data)
-        self._drain()
+        command = parse(line)
+        if not command.name:
+            return  # an empty line
+        if command.name in self.payload_commands:
+            try:
+                need = declared_length(command, self.max_payload)
+            except FramingError as e:
+                self._framing_failed(str(e))
+                return
+            if need:
+                self._head, self._need, self._parts = command, need, []
+                self.setRawMode()
+                return
+            command = Command(command.name, command.trid, command.args, b"")
+        self._dispatch(command)
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self.closing or self._head is None:
+            return
+        need = self._need
+        if len(data) < need:
+            self._parts.append(data)
+            self._need = need - len(data)
+            return
+        head, parts = self._head, self._parts
+        self._head, self._parts = None, []
+        parts.append(data[:need])
+        # The rest goes back to LineReceiver's buffer (we are inside its dataReceived), ahead of
+        # the dispatch, so a handler that pauses or closes sees a consistent buffer.
+        self.setLineMode(data[need:])
+        payload = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._dispatch(Command(head.name, head.trid, head.args, payload))
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self._framing_failed("line too long")
+
+    def _framing_failed(self, why: str) -> None:
+        if not self.closing:
+            self.log.info("conn {conn} {service}: closing, {why}", conn=self.conn_id, service=self.service, why=why)
+            self.close()
+
+    def _stop_input(self) -> None:
+        """Ignore whatever was received and not handled yet (also ends LineReceiver's loop)."""
+        self.closing = True
+        self.clearLineBuffer()
+        self._head, self._parts = None, []
 
     # -- command loop ------------------------------------------------------------------------
 
-    def _drain(self) -> None:
-        if self._draining:
-            return
-        self._draining = True
+    def _dispatch(self, command: Command) -> None:
+        if self.realm.config.trace:
+            self.log.info("conn {conn} {service} <- {line}", conn=self.conn_id, service=self.service, line=self.redact(command))
         try:
-            while not self._busy and not self.closing:
-                try:
-                    command = self.decoder.next()
-                except FramingError as e:
-                    self.log.info("conn {conn} {service}: closing, {why}", conn=self.conn_id, service=self.service, why=e)
-                    self.close()
-                    break
-                if command is None:
-                    break
-                if self.realm.config.trace:
-                    self.log.info("conn {conn} {service} <- {line}", conn=self.conn_id, service=self.service, line=self.redact(command))
-                try:
-                    handler = self.handlers().get(command.name)
-                    if handler is None:
-                        self.unknown_command(command)
-                        continue
-                    result = handler(self, command)
-                except Exception as e:
-                    self._failed(command, e)
-                    continue
-                if isinstance(result, Deferred):
-                    self._busy = True
-                    result.addErrback(self._failed_deferred, command)
-                    result.addBoth(self._handler_done)
-        finally:
-            self._draining = False
-        if self._busy and not self._read_paused and self.decoder.buffered > _READ_PAUSE_BYTES:
-            self._read_paused = True
-            self.transport.pauseProducing()  # type: ignore[union-attr]
+            handler = self.handlers().get(command.name)
+            if handler is None:
+                self.unknown_command(command)
+                return
+            result = handler(self, command)
+        except Exception as e:
+            self._failed(command, e)
+            return
+        if isinstance(result, Deferred):
+            self._busy = True
+            result.addErrback(self._failed_deferred, command)
+            result.addBoth(self._handler_done)
+            if self._busy and not self.closing:
+                # Hold back the next command (LineReceiver stops at self.paused) and stop reading.
+                self.pauseProducing()
 
     def _handler_done(self, _: object) -> None:
         self._busy = False
-        if self._read_paused and not self.closing:
-            self._read_paused = False
-            self.transport.resumeProducing()  # type: ignore[union-attr]
-        self._drain()
+        if self.paused and not self.closing:
+            # Also re-delivers what is buffered, through dataReceived(b""); when this runs inside
+            # our own dataReceived, LineReceiver just carries on with its loop.
+            self.resumeProducing()
 
     def _failed_deferred(self, failure: Failure, command: Command) -> None:
         self._failed(command, failure.value, failure)
@@ -187,7 +225,7 @@ class MsnpConnection(Protocol):
         if unsent_bytes(self.transport) > MAX_UNSENT_BYTES:
             self.log.warn("conn {conn} {service} {peer}: not reading its output; dropping it",
                           conn=self.conn_id, service=self.service, peer=self.peer)
-            self.closing = True
+            self._stop_input()
             self.transport.abortConnection()  # type: ignore[union-attr]
 
     def send(self, name: str, trid: int | None, *args: object) -> None:
@@ -204,7 +242,7 @@ class MsnpConnection(Protocol):
         """Flush what was written, then close. Further input is ignored."""
         if not self.closing:
             self.flush()
-            self.closing = True
+            self._stop_input()
             self.cancel_login_deadline()
             self.transport.loseConnection()  # type: ignore[union-attr]
 

@@ -1,0 +1,224 @@
+"""MsnpConnection's framing and command loop, on a StringTransport (no reactor)."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.testing import StringTransport
+from twisted.logger import Logger
+
+from msnp6.framing import MsnpConnection
+from msnp6.testing import connect, take_lines, unit_realm
+from msnp6.wire.errors import ProtocolError
+from msnp6.wire.lines import Command, format_line
+
+MAX_PAYLOAD = 1024
+
+
+class Recorder(MsnpConnection):
+    """Records every command; ``SLW`` waits for a Deferred the test fires, ``BAD`` fails."""
+
+    service = "sb"
+    payload_commands = frozenset({"MSG", "QRY"})
+    max_payload = MAX_PAYLOAD
+
+    def __init__(self, realm: Any) -> None:
+        super().__init__(realm)
+        self.seen: list[Command] = []
+        self.waiting: list[Deferred[None]] = []
+        self.events: list[dict[str, Any]] = []
+        self.log = Logger(observer=self.events.append)
+
+    def handlers(self) -> dict[str, Any]:
+        return {"SLW": Recorder.slow, "BAD": Recorder.bad, "NOW": Recorder.now}
+
+    def unknown_command(self, command: Command) -> None:
+        self.seen.append(command)
+
+    def slow(self, command: Command) -> Deferred[None]:
+        self.seen.append(command)
+        d: Deferred[None] = Deferred()
+        self.waiting.append(d)
+        return d
+
+    def bad(self, command: Command) -> Deferred[None]:
+        self.seen.append(command)
+        return fail(ProtocolError(500))
+
+    def now(self, command: Command) -> Deferred[None]:
+        self.seen.append(command)
+        return succeed(None)
+
+    def fire(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for d in waiting:
+            d.callback(None)
+
+
+@pytest.fixture(scope="module")
+def realm(tmp_path_factory):
+    return unit_realm(tmp_path_factory.mktemp("framing"), {})
+
+
+def open_conn(realm: Any) -> tuple[Recorder, StringTransport]:
+    conn = Recorder(realm)
+    return conn, connect(conn)
+
+
+def seen(conn: Recorder) -> list[tuple[str, int | None, tuple[str, ...], bytes | None]]:
+    return [(c.name, c.trid, c.args, c.payload) for c in conn.seen]
+
+
+# -- line framing ------------------------------------------------------------------------------
+
+def test_crlf_and_bare_lf(realm):
+    conn, t = open_conn(realm)
+    conn.dataReceived(b"PNG\r\nCHG 1 NLN\nSYN 2 0 \r\n\r\n\nOUT\n")
+    assert seen(conn) == [("PNG", None, (), None), ("CHG", 1, ("NLN",), None), ("SYN", 2, ("0",), None),
+                          ("OUT", None, (), None)]
+    assert not t.disconnecting
+
+
+STREAM = (b"PNG\r\nMSG 1 N 12\r\nhello\r\nworld\nQRY 2 id 0\r\nCHG 3 NLN\n"
+          b"MSG 4 U 3\r\n\r\n\nSLW 5\r\nMSG 6 A 4\nabcdOUT\r\n")
+STREAM_COMMANDS = [
+    ("PNG", None, (), None), ("MSG", 1, ("N", "12"), b"hello\r\nworld"), ("QRY", 2, ("id", "0"), b""),
+    ("CHG", 3, ("NLN",), None), ("MSG", 4, ("U", "3"), b"\r\n\n"), ("SLW", 5, (), None),
+    ("MSG", 6, ("A", "4"), b"abcd"), ("OUT", None, (), None),
+]
+
+
+def feed(conn: Recorder, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        conn.dataReceived(chunk)
+        conn.fire()
+
+
+def test_split_at_every_byte_boundary(realm):
+    for i in range(len(STREAM) + 1):
+        conn, _ = open_conn(realm)
+        feed(conn, [STREAM[:i], STREAM[i:]])
+        assert seen(conn) == STREAM_COMMANDS, i
+    conn, _ = open_conn(realm)
+    feed(conn, [STREAM[i : i + 1] for i in range(len(STREAM))])
+    assert seen(conn) == STREAM_COMMANDS
+
+
+@st.composite
+def pipelined(draw: Any) -> tuple[bytes, list[tuple[str, int | None, tuple[str, ...], bytes | None]]]:
+    """A byte stream of plain, payload and Deferred commands, and what it must be handled as."""
+    data = b""
+    expected = []
+    for trid in range(draw(st.integers(0, 12))):
+        kind = draw(st.sampled_from(["PNG", "CHG", "MSG", "QRY", "SLW", "NOW"]))
+        end = draw(st.sampled_from([b"\r\n", b"\n"]))
+        if kind in ("MSG", "QRY"):
+            payload = draw(st.binary(max_size=40) | st.sampled_from([b"\r\n", b"MSG 1 N 3\r\n", b""]))
+            data += format_line(kind, trid, "N", len(payload))[:-2] + end + payload
+            expected.append((kind, trid, ("N", str(len(payload))), payload))
+        else:
+            args = tuple(draw(st.lists(st.text("ABCxyz09@.%", min_size=1, max_size=8), max_size=3)))
+            data += format_line(kind, trid, *args)[:-2] + end
+            expected.append((kind, trid, args, None))
+    return data, expected
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pipelined(), st.lists(st.integers(0, 400), max_size=12), st.lists(st.booleans(), max_size=12))
+def test_any_chunking_handles_the_same_commands_in_order(realm, stream, cuts, fire_after):
+    data, expected = stream
+    points = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    chunks = [data[a:b] for a, b in zip(points, points[1:])]
+    conn, t = open_conn(realm)
+    for n, chunk in enumerate(chunks):
+        conn.dataReceived(chunk)
+        assert len(conn.waiting) <= 1  # one command at a time
+        assert (t.producerState == "paused") == bool(conn.waiting)  # and reading stops meanwhile
+        if n < len(fire_after) and fire_after[n]:
+            conn.fire()
+    while conn.waiting:
+        conn.fire()
+    assert seen(conn) == expected
+    assert not t.disconnecting and t.producerState == "producing"
+
+
+# -- caps ----------------------------------------------------------------------------------------
+
+def closings(conn: Recorder) -> list[str]:
+    return [e["why"] for e in conn.events if "why" in e]
+
+
+def test_line_at_the_cap_is_accepted(realm):
+    conn, t = open_conn(realm)
+    line = b"PNG " + b"a" * (4096 - 4)
+    conn.dataReceived(line + b"\n")
+    assert len(conn.seen) == 1 and not t.disconnecting
+
+
+@pytest.mark.parametrize("data", [b"X" * 4097, b"PNG " + b"a" * 4092 + b"\r\n", b"PNG\r\n" + b"Y" * 5000 + b"\r\nPNG\r\n"])
+def test_over_long_line_closes_once(realm, data):
+    conn, t = open_conn(realm)
+    conn.dataReceived(data)
+    conn.dataReceived(b"Z" * 10000)
+    assert t.disconnecting
+    assert closings(conn) == ["line too long"]
+    assert [c.name for c in conn.seen] == (["PNG"] if data.startswith(b"PNG\r\n") else [])
+
+
+def test_payload_at_the_cap_is_accepted(realm):
+    conn, t = open_conn(realm)
+    conn.dataReceived(b"MSG 1 N 1024\r\n" + b"p" * 1024 + b"PNG\r\n")
+    assert [c.name for c in conn.seen] == ["MSG", "PNG"] and not t.disconnecting
+
+
+@pytest.mark.parametrize("header,why", [
+    (b"MSG 1 N 1025", "MSG payload of 1025 bytes is over the cap"),
+    (b"MSG 1 N 99999999999999999999", "MSG payload of 99999999999999999999 bytes is over the cap"),
+    (b"QRY 1 id x", "QRY without a byte length"),
+    (b"MSG 1", "MSG without a byte length"),
+    ("MSG 1 N \u0661\u0662".encode(), "MSG without a byte length"),
+])
+def test_bad_payload_length_closes(realm, header, why):
+    conn, t = open_conn(realm)
+    conn.dataReceived(b"PNG\r\n" + header + b"\r\n" + b"p" * 2000 + b"PNG\r\n")
+    assert t.disconnecting and closings(conn) == [why]
+    assert [c.name for c in conn.seen] == ["PNG"]
+
+
+# -- one command at a time -----------------------------------------------------------------------
+
+def test_deferred_handler_holds_back_later_commands(realm):
+    conn, t = open_conn(realm)
+    conn.dataReceived(b"SLW 1\r\nPNG 2\r\nMSG 3 N 3\r\nab")
+    assert [c.trid for c in conn.seen] == [1] and t.producerState == "paused"
+    conn.dataReceived(b"cPNG 4\r\n")  # arrives anyway (a transport may deliver what it had read)
+    assert [c.trid for c in conn.seen] == [1]
+    conn.fire()
+    assert [c.trid for c in conn.seen] == [1, 2, 3, 4] and conn.seen[2].payload == b"abc"
+    assert t.producerState == "producing"
+
+
+def test_already_fired_and_failed_deferreds_go_on_at_once(realm):
+    conn, t = open_conn(realm)
+    conn.dataReceived(b"NOW 1\r\nBAD 2\r\nPNG 3\r\n")
+    assert [c.trid for c in conn.seen] == [1, 2, 3] and t.producerState == "producing"
+    assert take_lines(t) == ["500 2"]
+
+
+def test_no_resume_after_close(realm):
+    conn, t = open_conn(realm)
+    conn.dataReceived(b"SLW 1\r\nPNG 2\r\n")
+    conn.close()
+    conn.fire()  # StringTransport raises if resumed after loseConnection
+    assert [c.trid for c in conn.seen] == [1] and t.disconnecting
+
+
+def test_lost_connection_drops_pending_input(realm):
+    conn, t = open_conn(realm)
+    conn.dataReceived(b"SLW 1\r\nPNG 2\r\n")
+    conn.connectionLost()
+    conn.fire()
+    assert [c.trid for c in conn.seen] == [1] and conn not in realm.connections["sb"]
