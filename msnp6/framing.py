@@ -9,15 +9,16 @@ handed to the transport in one piece; the login deadline is enforced here too.
 from __future__ import annotations
 
 import itertools
+import socket
 from typing import Any, Callable, ClassVar, Iterable
 
-from twisted.internet import tcp
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IPullProducer, ISystemHandle
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from .wire.errors import Disconnect, ErrorCode, FramingError, ProtocolError
 from .wire.lines import Command, format_error, format_line, format_payload, parse
@@ -30,6 +31,27 @@ _connection_ids = itertools.count(1)
 #: A client that leaves this much of our output unread is dropped: it would otherwise make the
 #: server buffer without bound (a stalled watcher under presence fan-out, a PNG flood).
 MAX_UNSENT_BYTES = 1024 * 1024
+
+
+@implementer(IPullProducer)
+class _DrainWatch:
+    """Registered on the transport as a pull producer only to hear when its write buffer is empty.
+
+    Twisted's FileDescriptor calls a pull producer's ``resumeProducing`` on registration and each
+    time it has written out everything it held. It writes whenever it likes (FileDescriptor just
+    buffers); the calls only reset the connection's count of bytes Twisted may still hold.
+    """
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: "MsnpConnection") -> None:
+        self.conn = conn
+
+    def resumeProducing(self) -> None:
+        self.conn._unsent = 0
+
+    def stopProducing(self) -> None:
+        pass
 
 
 class MsnpConnection(LineReceiver):
@@ -54,6 +76,11 @@ class MsnpConnection(LineReceiver):
         self._head: Command | None = None
         self._need = 0
         self._parts: list[bytes] = []
+        #: The transport's socket, when it is a plain socket transport (see connectionMade).
+        self._sock: socket.socket | None = None
+        #: Bytes handed to transport.write since its buffer was last known empty; None while the
+        #: transport has not said (other transports never do): then no cap and no direct send.
+        self._unsent: int | None = None
 
     # -- subclass hooks ----------------------------------------------------------------------
 
@@ -87,6 +114,12 @@ class MsnpConnection(LineReceiver):
             # Logged-in sessions have no idle timeout (old clients ping rarely); let the kernel
             # find peers that vanished without a FIN.
             transport.setTcpKeepAlive(True)
+        handle = transport.getHandle() if ISystemHandle.providedBy(transport) else None
+        if isinstance(handle, socket.socket):
+            # A plain socket transport (a TLS wrapper's handle is its OpenSSL connection, and it
+            # would turn a pull producer into a polling loop): watch its buffer, send directly.
+            self._sock = handle
+            transport.registerProducer(_DrainWatch(self), False)  # calls resumeProducing: _unsent = 0
         timeout = self.realm.config.login_timeout
         if timeout:
             self._deadline = self.realm.clock.callLater(timeout, self._login_deadline_passed)
@@ -95,6 +128,7 @@ class MsnpConnection(LineReceiver):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._stop_input()
         self._out = []
+        self._sock = None
         self.cancel_login_deadline()
         self.realm.connection_closed(self)
         self.on_connection_lost()
@@ -217,16 +251,32 @@ class MsnpConnection(LineReceiver):
 
     def flush(self) -> None:
         out = self._out
-        if not out or self.transport is None:
+        transport: Any = self.transport
+        if not out or transport is None:
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         self._out = []
-        send_now(self.transport, data)
-        if unsent_bytes(self.transport) > MAX_UNSENT_BYTES:
-            self.log.warn("conn {conn} {service} {peer}: not reading its output; dropping it",
-                          conn=self.conn_id, service=self.service, peer=self.peer)
-            self._stop_input()
-            self.transport.abortConnection()  # type: ignore[union-attr]
+        unsent = self._unsent
+        if unsent == 0 and self._sock is not None:
+            # Twisted holds nothing for this socket, so sending here keeps the byte order, and it
+            # skips transport.write's epoll register/unregister pair and loop pass (a third of
+            # the fan-out cost). Whatever the kernel does not take goes through write as usual.
+            # (Sound because the socket is plain, see connectionMade, and nothing starts TLS.)
+            try:
+                sent = self._sock.send(data)
+            except OSError:  # EAGAIN; or a dead peer, which Twisted finds on its own send
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        transport.write(data)
+        if unsent is not None:
+            self._unsent = unsent = unsent + len(data)
+            if unsent > MAX_UNSENT_BYTES:
+                self.log.warn("conn {conn} {service} {peer}: not reading its output; dropping it",
+                              conn=self.conn_id, service=self.service, peer=self.peer)
+                self._stop_input()
+                transport.abortConnection()
 
     def send(self, name: str, trid: int | None, *args: object) -> None:
         self.write(format_line(name, trid, *args))
@@ -244,7 +294,12 @@ class MsnpConnection(LineReceiver):
             self.flush()
             self._stop_input()
             self.cancel_login_deadline()
-            self.transport.loseConnection()  # type: ignore[union-attr]
+            transport: Any = self.transport
+            if self._sock is not None:
+                # With a producer registered, FileDescriptor asks it for more data once the
+                # buffer is written out instead of completing loseConnection.
+                transport.unregisterProducer()
+            transport.loseConnection()
 
     # -- login deadline ----------------------------------------------------------------------
 
@@ -290,41 +345,6 @@ class ImmediateOutput(OutputFlusher):
 
     def schedule(self, conn: "MsnpConnection") -> None:
         conn.flush()
-
-
-def send_now(transport: Any, data: bytes) -> None:
-    """Hand bytes to a TCP transport, trying the socket at once when nothing is queued for it.
-
-    Twisted's ``write`` always buffers and registers the socket for writability, sending on the
-    next poll and then unregistering it: for one short reply that is two epoll calls and a loop
-    pass (a third of the fan-out cost in the profiles). When Twisted holds nothing unsent for
-    this socket, sending directly keeps the byte order and skips all that; whatever the kernel
-    does not take goes through ``write`` as usual.
-    """
-    try:
-        idle = (
-            isinstance(transport, tcp.Connection)
-            and transport.connected
-            and not transport.disconnecting
-            and not transport._tempDataBuffer
-            and transport.offset == len(transport.dataBuffer)
-        )
-    except AttributeError:  # another Twisted layout: take the ordinary path
-        idle = False
-    if idle:
-        sent = transport.writeSomeData(data)
-        if isinstance(sent, int):
-            data = data[sent:]
-    if data:
-        transport.write(data)
-
-
-def unsent_bytes(transport: Any) -> int:
-    """What Twisted still holds for this transport (0 when it cannot tell)."""
-    try:
-        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
-    except AttributeError:
-        return 0
 
 
 class RealmFactory(Factory):

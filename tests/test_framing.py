@@ -1,16 +1,19 @@
-"""MsnpConnection's framing and command loop, on a StringTransport (no reactor)."""
+"""MsnpConnection's framing, command loop and output, on a StringTransport (no reactor)."""
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import ISystemHandle
 from twisted.internet.testing import StringTransport
 from twisted.logger import Logger
+from zope.interface import implementer
 
-from msnp6.framing import MsnpConnection
+from msnp6.framing import MAX_UNSENT_BYTES, MsnpConnection
 from msnp6.testing import connect, take_lines, unit_realm
 from msnp6.wire.errors import ProtocolError
 from msnp6.wire.lines import Command, format_line
@@ -222,3 +225,93 @@ def test_lost_connection_drops_pending_input(realm):
     conn.connectionLost()
     conn.fire()
     assert [c.trid for c in conn.seen] == [1] and conn not in realm.connections["sb"]
+
+
+# -- output --------------------------------------------------------------------------------------
+
+@implementer(ISystemHandle)
+class SocketTransport(StringTransport):
+    """A StringTransport with a real socket handle that reports drains like a FileDescriptor
+    (``drained``); what it buffers is ``value()``."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self.sock = sock
+
+    def getHandle(self) -> socket.socket:
+        return self.sock
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        super().registerProducer(producer, streaming)
+        producer.resumeProducing()
+
+    def drained(self) -> None:
+        self.clear()
+        self.producer.resumeProducing()
+
+
+@pytest.fixture
+def sockets():
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    yield ours, theirs
+    ours.close()
+    theirs.close()
+
+
+def socket_conn(realm: Any, sock: socket.socket) -> tuple[Recorder, SocketTransport]:
+    conn = Recorder(realm)
+    t = SocketTransport(sock)
+    conn.makeConnection(t)
+    return conn, t
+
+
+def test_direct_send_only_while_twisted_holds_nothing(realm, sockets):
+    ours, theirs = sockets
+    conn, t = socket_conn(realm, ours)
+    assert t.producer is not None and t.streaming is False
+    conn.send("PNG", 1)
+    assert theirs.recv(100) == b"PNG 1\r\n" and t.value() == b""  # straight to the socket
+    big = b"b" * 1_000_000
+    conn.write(big)  # more than the kernel takes: the rest goes to the transport
+    kernel = len(big) - len(t.value())
+    assert 0 < len(t.value()) < len(big)
+    received = theirs.recv(8192)  # the kernel has room again, but Twisted still holds bytes:
+    conn.send("QNG", 2)  # so this must queue behind them
+    assert t.value() == big[kernel:] + b"QNG 2\r\n"
+    t.drained()  # Twisted wrote it all out
+    while len(received) < kernel:
+        received += theirs.recv(1 << 20)
+    assert received == big[:kernel]
+    conn.send("PNG", 3)
+    assert theirs.recv(100) == b"PNG 3\r\n" and t.value() == b""
+
+
+def test_a_peer_that_reads_nothing_is_dropped_at_the_cap(realm, sockets):
+    ours, _ = sockets
+    conn, t = socket_conn(realm, ours)
+    conn.write(b"x" * MAX_UNSENT_BYTES)  # the kernel takes some, the transport holds the rest
+    assert not t.disconnected
+    t.drained()  # the counter starts again at 0 once Twisted has written everything out
+    conn.write(b"y" * MAX_UNSENT_BYTES)
+    assert not t.disconnected
+    conn.write(b"z")
+    assert t.disconnected and conn.closing  # aborted
+    conn.write(b"more")
+    assert t.value() == b"y" * MAX_UNSENT_BYTES + b"z"
+
+
+def test_no_cap_and_no_producer_without_a_socket(realm):
+    conn, t = open_conn(realm)
+    assert t.producer is None
+    conn.write(b"x" * (MAX_UNSENT_BYTES + 1))
+    assert not t.disconnecting and len(t.value()) == MAX_UNSENT_BYTES + 1
+
+
+def test_close_flushes_and_unregisters_the_drain_watch(realm, sockets):
+    ours, theirs = sockets
+    conn, t = socket_conn(realm, ours)
+    conn.send("PNG", None)
+    conn.close()
+    assert theirs.recv(100) == b"PNG\r\n" and t.disconnecting and t.producer is None
