@@ -55,6 +55,13 @@ class _DrainWatch:
 
 
 class MsnpConnection(LineReceiver):
+    # CPython shares the keys of instance dicts, up to 30 names per class and only for names
+    # an instance gets while few instances exist; any other name gives every connection its
+    # own ~0.8 KiB dict (the idle-session memory target notices). So the base keeps its state in
+    # slots, and __init__ creates LineReceiver's attributes up front.
+    __slots__ = ("realm", "conn_id", "peer", "closing", "_busy", "_deadline", "_out", "_head", "_need",
+                 "_parts", "_sock", "_unsent")
+
     service: ClassVar[str] = "?"
     payload_commands: ClassVar[frozenset[str]] = frozenset()
     max_payload: ClassVar[int] = 8192
@@ -81,6 +88,11 @@ class MsnpConnection(LineReceiver):
         #: Bytes handed to transport.write since its buffer was last known empty; None while the
         #: transport has not said (other transports never do): then no cap and no direct send.
         self._unsent: int | None = None
+        # LineReceiver's state, which it would otherwise create on first use (see __slots__).
+        self.clearLineBuffer()
+        self.setLineMode()
+        self.paused = False
+        LineReceiver.dataReceived(self, b"")  # nothing to parse, no transport needed
 
     # -- subclass hooks ----------------------------------------------------------------------
 

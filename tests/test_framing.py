@@ -148,6 +148,17 @@ def test_any_chunking_handles_the_same_commands_in_order(realm, stream, cuts, fi
     assert not t.disconnecting and t.producerState == "producing"
 
 
+def test_no_instance_attribute_appears_after_connect(realm):
+    """CPython shares dict keys only for names instances get early: a later one would give every
+    connection its own dict (see MsnpConnection.__slots__)."""
+    conn, t = open_conn(realm)
+    names = set(vars(conn))
+    conn.dataReceived(b"SLW 1\r\nMSG 2 N 3\r\nab")
+    conn.fire()
+    conn.dataReceived(b"cPNG\r\n" + b"X" * 5000)
+    assert t.disconnecting and set(vars(conn)) == names
+
+
 # -- caps ----------------------------------------------------------------------------------------
 
 def closings(conn: Recorder) -> list[str]:
