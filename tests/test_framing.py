@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -33,7 +34,7 @@ class Recorder(MsnpConnection):
         self.seen: list[Command] = []
         self.waiting: list[Deferred[None]] = []
         self.events: list[dict[str, Any]] = []
-        self.log = Logger(observer=self.events.append)
+        self.log = Logger(observer=self.events.append)  # type: ignore[arg-type]
 
     def handlers(self) -> dict[str, Any]:
         return {"SLW": Recorder.slow, "BAD": Recorder.bad, "NOW": Recorder.now}
@@ -71,7 +72,10 @@ def open_conn(realm: Any) -> tuple[Recorder, StringTransport]:
     return conn, connect(conn)
 
 
-def seen(conn: Recorder) -> list[tuple[str, int | None, tuple[str, ...], bytes | None]]:
+Seen = tuple[str, int | None, tuple[str, ...], bytes | None]
+
+
+def seen(conn: Recorder) -> list[Seen]:
     return [(c.name, c.trid, c.args, c.payload) for c in conn.seen]
 
 
@@ -87,7 +91,7 @@ def test_crlf_and_bare_lf(realm):
 
 STREAM = (b"PNG\r\nMSG 1 N 12\r\nhello\r\nworld\nQRY 2 id 0\r\nCHG 3 NLN\n"
           b"MSG 4 U 3\r\n\r\n\nSLW 5\r\nMSG 6 A 4\nabcdOUT\r\n")
-STREAM_COMMANDS = [
+STREAM_COMMANDS: list[Seen] = [
     ("PNG", None, (), None), ("MSG", 1, ("N", "12"), b"hello\r\nworld"), ("QRY", 2, ("id", "0"), b""),
     ("CHG", 3, ("NLN",), None), ("MSG", 4, ("U", "3"), b"\r\n\n"), ("SLW", 5, (), None),
     ("MSG", 6, ("A", "4"), b"abcd"), ("OUT", None, (), None),
@@ -111,10 +115,10 @@ def test_split_at_every_byte_boundary(realm):
 
 
 @st.composite
-def pipelined(draw: Any) -> tuple[bytes, list[tuple[str, int | None, tuple[str, ...], bytes | None]]]:
+def pipelined(draw: Any) -> tuple[bytes, list[Seen]]:
     """A byte stream of plain, payload and Deferred commands, and what it must be handled as."""
     data = b""
-    expected = []
+    expected: list[Seen] = []
     for trid in range(draw(st.integers(0, 12))):
         kind = draw(st.sampled_from(["PNG", "CHG", "MSG", "QRY", "SLW", "NOW"]))
         end = draw(st.sampled_from([b"\r\n", b"\n"]))
@@ -134,7 +138,7 @@ def pipelined(draw: Any) -> tuple[bytes, list[tuple[str, int | None, tuple[str, 
 def test_any_chunking_handles_the_same_commands_in_order(realm, stream, cuts, fire_after):
     data, expected = stream
     points = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
-    chunks = [data[a:b] for a, b in zip(points, points[1:])]
+    chunks = [data[a:b] for a, b in pairwise(points)]
     conn, t = open_conn(realm)
     for n, chunk in enumerate(chunks):
         conn.dataReceived(chunk)
@@ -231,7 +235,7 @@ def test_no_resume_after_close(realm):
 
 
 def test_lost_connection_drops_pending_input(realm):
-    conn, t = open_conn(realm)
+    conn, _ = open_conn(realm)
     conn.dataReceived(b"SLW 1\r\nPNG 2\r\n")
     conn.connectionLost()
     conn.fire()
@@ -258,7 +262,8 @@ class SocketTransport(StringTransport):
 
     def drained(self) -> None:
         self.clear()
-        self.producer.resumeProducing()
+        producer: Any = self.producer
+        producer.resumeProducing()
 
 
 @pytest.fixture
