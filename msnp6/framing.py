@@ -48,7 +48,13 @@ class _DrainWatch:
         self.conn = conn
 
     def resumeProducing(self) -> None:
-        self.conn._unsent = 0
+        conn = self.conn
+        conn._unsent = 0
+        transport: Any = conn.transport
+        if transport.disconnecting:
+            # loseConnection was called without close(): while registered, this producer would
+            # be asked for more data here instead of the connection closing.
+            transport.unregisterProducer()
 
     def stopProducing(self) -> None:
         pass

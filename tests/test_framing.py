@@ -331,3 +331,69 @@ def test_close_flushes_and_unregisters_the_drain_watch(realm, sockets):
     conn.send("PNG", None)
     conn.close()
     assert theirs.recv(100) == b"PNG\r\n" and t.disconnecting and t.producer is None
+
+
+def test_lose_connection_without_close_still_completes(realm, sockets):
+    ours, _ = sockets
+    _, t = socket_conn(realm, ours)
+    t.loseConnection()  # not through conn.close(): the drain watch is still registered
+    t.drained()  # FileDescriptor asks the producer for more instead of closing ...
+    assert t.producer is None  # ... so it steps aside, and the next doWrite completes the close
+
+
+@pytest.mark.parametrize("how", ["close", "loseConnection"])
+def test_real_tcp_output_arrives_whole_then_the_close(realm, how):
+    """On a real Twisted TCP transport (a private reactor, pumped here): a reply bigger than the
+    kernel takes goes out partly directly, partly through Twisted, then the connection closes."""
+    from twisted.internet.epollreactor import EPollReactor
+    from twisted.internet.protocol import Factory
+
+    reactor = EPollReactor()
+    conns: list[Recorder] = []
+
+    class Big(Recorder):
+        def handlers(self) -> dict[str, Any]:
+            return {"BIG": Big.big}
+
+        def big(self, command: Command) -> None:
+            self.write(b"a" * 100)
+            self.write(b"b" * 300_000)
+            self.flush()
+            self.write(b"END\r\n")
+            assert self._unsent  # Twisted holds part of it
+            if how == "close":
+                self.close()
+            else:
+                self.flush()
+                transport: Any = self.transport
+                transport.loseConnection()
+
+    factory = Factory.forProtocol(lambda: conns.append(Big(realm)) or conns[-1])
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    client = socket.create_connection(("127.0.0.1", port.getHost().port))
+    try:
+        while not conns:
+            reactor.iterate(0.01)
+        sock = conns[0]._sock
+        assert sock is not None and conns[0]._unsent == 0
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # so that Twisted holds some
+        client.sendall(b"BIG\r\n")
+        client.setblocking(False)
+        received = b""
+        for _ in range(5000):
+            reactor.iterate(0.001)
+            try:
+                data = client.recv(1 << 16)
+            except BlockingIOError:
+                continue
+            if not data:
+                break
+            received += data
+        else:
+            raise AssertionError(f"no close after {len(received)} bytes")
+        assert received == b"a" * 100 + b"b" * 300_000 + b"END\r\n"
+    finally:
+        client.close()
+        port.stopListening()
+        for _ in range(5):
+            reactor.iterate(0)
