@@ -1,42 +1,94 @@
 """MsnpConnection: the one Twisted Protocol base for DS, NS and SB connections.
 
-It frames bytes with the sans-IO FrameDecoder, runs one command at a time (a handler that returns
-a Deferred holds back the next command, so replies keep request order), turns handler exceptions
-into protocol answers, writes and traces lines, and enforces the login deadline.
+Input is framed by Twisted's LineReceiver: command lines in line mode, the byte-counted payload
+of a payload command in raw mode. One command runs at a time: a handler that returns a Deferred
+pauses the receiver (and reading) until it fires, so replies keep request order. Handler
+exceptions become protocol answers. Output is queued per reactor turn (OutputFlusher) and
+handed to the transport in one piece; the login deadline is enforced here too.
 """
 from __future__ import annotations
 
 import itertools
+import socket
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
-from twisted.internet import tcp
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.interfaces import IDelayedCall, IPullProducer, ISystemHandle
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
+from .store.store import StoreTimeout
 from .wire.errors import Disconnect, ErrorCode, FramingError, ProtocolError
-from .wire.lines import Command, format_error, format_line, format_payload
-from .wire.payload import FrameDecoder
+from .wire.lines import Command, format_error, format_line, format_payload, parse
+from .wire.payload import DEFAULT_MAX_LINE, declared_length
 
 Handler = Callable[[Any, Command], "Deferred[Any] | None"]
 
 _connection_ids = itertools.count(1)
 
-#: Stop reading from a socket whose unprocessed input grows past this while a handler waits.
-_READ_PAUSE_BYTES = 64 * 1024
 #: A client that leaves this much of our output unread is dropped: it would otherwise make the
 #: server buffer without bound (a stalled watcher under presence fan-out, a PNG flood).
 MAX_UNSENT_BYTES = 1024 * 1024
 
 
-class MsnpConnection(Protocol):
+@implementer(IPullProducer)
+class _DrainWatch:
+    """Registered on the transport as a pull producer only to hear when its write buffer is empty.
+
+    Twisted's FileDescriptor calls a pull producer's ``resumeProducing`` on registration and each
+    time it has written out everything it held. It writes whenever it likes (FileDescriptor just
+    buffers); the calls only reset the connection's count of bytes Twisted may still hold.
+    """
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: "MsnpConnection") -> None:
+        self.conn = conn
+
+    def resumeProducing(self) -> None:
+        conn = self.conn
+        conn._unsent = 0
+        transport: Any = conn.transport
+        if transport.disconnecting:
+            # loseConnection was called without close(): while registered, this producer would
+            # be asked for more data here instead of the connection closing.
+            transport.unregisterProducer()
+
+    def stopProducing(self) -> None:
+        pass
+
+
+class MsnpConnection(LineReceiver):
+    # CPython shares the keys of instance dicts, up to 30 names per class and only for names
+    # an instance gets while few instances exist; any other name gives every connection its
+    # own ~0.8 KiB dict (the idle-session memory target notices). So the base keeps its state in
+    # slots, and __init__ creates LineReceiver's attributes up front.
+    __slots__ = (
+        "_busy",
+        "_deadline",
+        "_head",
+        "_need",
+        "_out",
+        "_parts",
+        "_sock",
+        "_unsent",
+        "closing",
+        "conn_id",
+        "peer",
+        "realm",
+    )
+
     service: ClassVar[str] = "?"
     payload_commands: ClassVar[frozenset[str]] = frozenset()
     max_payload: ClassVar[int] = 8192
     log = Logger()
+
+    delimiter = b"\n"  # a CR before it is optional: Gaim 2001 sent bare LF (parse strips the CR)
+    MAX_LENGTH = DEFAULT_MAX_LINE
 
     def __init__(self, realm: Any) -> None:
         self.realm = realm
@@ -44,11 +96,23 @@ class MsnpConnection(Protocol):
         self.peer = "?"
         self.closing = False
         self._busy = False
-        self._draining = False
-        self._read_paused = False
         self._deadline: IDelayedCall | None = None
         self._out: list[bytes] = []
-        self.decoder = FrameDecoder(self.payload_commands, max_payload=self.max_payload)
+        #: The header of a payload command whose payload is being read, the bytes still due, and
+        #: the parts read so far.
+        self._head: Command | None = None
+        self._need = 0
+        self._parts: list[bytes] = []
+        #: The transport's socket, when it is a plain socket transport (see connectionMade).
+        self._sock: socket.socket | None = None
+        #: Bytes handed to transport.write since its buffer was last known empty; None while the
+        #: transport has not said (other transports never do): then no cap and no direct send.
+        self._unsent: int | None = None
+        # LineReceiver's state, which it would otherwise create on first use (see __slots__).
+        self.clearLineBuffer()
+        self.setLineMode()
+        self.paused = False
+        LineReceiver.dataReceived(self, b"")  # nothing to parse, no transport needed
 
     # -- subclass hooks ----------------------------------------------------------------------
 
@@ -73,75 +137,114 @@ class MsnpConnection(Protocol):
 
     def connectionMade(self) -> None:
         self.conn_id = next(_connection_ids)
-        peer = self.transport.getPeer()  # type: ignore[union-attr]
+        transport: Any = self.transport
+        peer = transport.getPeer()
         self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
-        set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
+        set_nodelay = getattr(transport, "setTcpNoDelay", None)
         if set_nodelay is not None:
             set_nodelay(True)  # design.md section 8: Nagle + delayed ACK cost 40 ms per exchange
             # Logged-in sessions have no idle timeout (old clients ping rarely); let the kernel
             # find peers that vanished without a FIN.
-            self.transport.setTcpKeepAlive(True)  # type: ignore[union-attr]
+            transport.setTcpKeepAlive(True)
+        handle = transport.getHandle() if ISystemHandle.providedBy(transport) else None
+        if isinstance(handle, socket.socket):
+            # A plain socket transport (a TLS wrapper's handle is its OpenSSL connection, and it
+            # would turn a pull producer into a polling loop): watch its buffer, send directly.
+            self._sock = handle
+            transport.registerProducer(_DrainWatch(self), False)  # calls resumeProducing: _unsent = 0
         timeout = self.realm.config.login_timeout
         if timeout:
             self._deadline = self.realm.clock.callLater(timeout, self._login_deadline_passed)
         self.realm.connection_opened(self)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self.closing = True
+        self._stop_input()
         self._out = []
+        self._sock = None
         self.cancel_login_deadline()
         self.realm.connection_closed(self)
         self.on_connection_lost()
 
-    def dataReceived(self, data: bytes) -> None:
+    # -- framing (LineReceiver) --------------------------------------------------------------
+
+    def lineReceived(self, line: bytes) -> None:
         if self.closing:
             return
-        self.decoder.feed(data)
-        self._drain()
+        command = parse(line)
+        if not command.name:
+            return  # an empty line
+        if command.name in self.payload_commands:
+            try:
+                need = declared_length(command, self.max_payload)
+            except FramingError as e:
+                self._framing_failed(str(e))
+                return
+            if need:
+                self._head, self._need, self._parts = command, need, []
+                self.setRawMode()
+                return
+            command = Command(command.name, command.trid, command.args, b"")
+        self._dispatch(command)
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self.closing or self._head is None:
+            return
+        need = self._need
+        if len(data) < need:
+            self._parts.append(data)
+            self._need = need - len(data)
+            return
+        head, parts = self._head, self._parts
+        self._head, self._parts = None, []
+        parts.append(data[:need])
+        # The rest goes back to LineReceiver's buffer (we are inside its dataReceived), ahead of
+        # the dispatch, so a handler that pauses or closes sees a consistent buffer.
+        self.setLineMode(data[need:])
+        payload = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._dispatch(Command(head.name, head.trid, head.args, payload))
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self._framing_failed("line too long")
+
+    def _framing_failed(self, why: str) -> None:
+        if not self.closing:
+            self.log.info("conn {conn} {service}: closing, {why}", conn=self.conn_id, service=self.service, why=why)
+            self.close()
+
+    def _stop_input(self) -> None:
+        """Ignore whatever was received and not handled yet (also ends LineReceiver's loop)."""
+        self.closing = True
+        self.clearLineBuffer()
+        self._head, self._parts = None, []
 
     # -- command loop ------------------------------------------------------------------------
 
-    def _drain(self) -> None:
-        if self._draining:
-            return
-        self._draining = True
+    def _dispatch(self, command: Command) -> None:
+        if self.realm.config.trace:
+            self.log.info("conn {conn} {service} <- {line}", conn=self.conn_id, service=self.service, line=self.redact(command))
         try:
-            while not self._busy and not self.closing:
-                try:
-                    command = self.decoder.next()
-                except FramingError as e:
-                    self.log.info("conn {conn} {service}: closing, {why}", conn=self.conn_id, service=self.service, why=e)
-                    self.close()
-                    break
-                if command is None:
-                    break
-                if self.realm.config.trace:
-                    self.log.info("conn {conn} {service} <- {line}", conn=self.conn_id, service=self.service, line=self.redact(command))
-                try:
-                    handler = self.handlers().get(command.name)
-                    if handler is None:
-                        self.unknown_command(command)
-                        continue
-                    result = handler(self, command)
-                except Exception as e:
-                    self._failed(command, e)
-                    continue
-                if isinstance(result, Deferred):
-                    self._busy = True
-                    result.addErrback(self._failed_deferred, command)
-                    result.addBoth(self._handler_done)
-        finally:
-            self._draining = False
-        if self._busy and not self._read_paused and self.decoder.buffered > _READ_PAUSE_BYTES:
-            self._read_paused = True
-            self.transport.pauseProducing()  # type: ignore[union-attr]
+            handler = self.handlers().get(command.name)
+            if handler is None:
+                self.unknown_command(command)
+                return
+            result = handler(self, command)
+        except Exception as e:
+            self._failed(command, e)
+            return
+        if isinstance(result, Deferred):
+            self._busy = True
+            result.addErrback(self._failed_deferred, command)
+            result.addBoth(self._handler_done)
+            if self._busy and not self.closing:
+                # Hold back the next command (LineReceiver stops at self.paused) and stop reading.
+                self.pauseProducing()
 
     def _handler_done(self, _: object) -> None:
         self._busy = False
-        if self._read_paused and not self.closing:
-            self._read_paused = False
-            self.transport.resumeProducing()  # type: ignore[union-attr]
-        self._drain()
+        if self.paused and not self.closing:
+            # Also re-delivers what is buffered, through dataReceived(b""); when this runs inside
+            # our own dataReceived, LineReceiver just carries on with its loop.
+            self.resumeProducing()
 
     def _failed_deferred(self, failure: Failure, command: Command) -> None:
         self._failed(command, failure.value or Exception("unknown failure"), failure)
@@ -157,6 +260,8 @@ class MsnpConnection(Protocol):
                 conn=self.conn_id, service=self.service, peer=self.peer, cmd=command.name, why=error.reason,
             )
             self.close()
+        elif isinstance(error, StoreTimeout):
+            self.send_error(ErrorCode.INTERNAL_SERVER_ERROR, command.trid)  # the store logged it
         else:
             self.log.failure(
                 "conn {conn} {service}: {cmd} failed", failure or Failure(error), conn=self.conn_id,
@@ -180,16 +285,32 @@ class MsnpConnection(Protocol):
 
     def flush(self) -> None:
         out = self._out
-        if not out or self.transport is None:
+        transport: Any = self.transport
+        if not out or transport is None:
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         self._out = []
-        send_now(self.transport, data)
-        if unsent_bytes(self.transport) > MAX_UNSENT_BYTES:
-            self.log.warn("conn {conn} {service} {peer}: not reading its output; dropping it",
-                          conn=self.conn_id, service=self.service, peer=self.peer)
-            self.closing = True
-            self.transport.abortConnection()  # type: ignore[attr-defined]
+        unsent = self._unsent
+        if unsent == 0 and self._sock is not None:
+            # Twisted holds nothing for this socket, so sending here keeps the byte order, and it
+            # skips transport.write's epoll register/unregister pair and loop pass (a third of
+            # the fan-out cost). Whatever the kernel does not take goes through write as usual.
+            # (Sound because the socket is plain, see connectionMade, and nothing starts TLS.)
+            try:
+                sent = self._sock.send(data)
+            except OSError:  # EAGAIN; or a dead peer, which Twisted finds on its own send
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        transport.write(data)
+        if unsent is not None:
+            self._unsent = unsent = unsent + len(data)
+            if unsent > MAX_UNSENT_BYTES:
+                self.log.warn("conn {conn} {service} {peer}: not reading its output; dropping it",
+                              conn=self.conn_id, service=self.service, peer=self.peer)
+                self._stop_input()
+                transport.abortConnection()
 
     def send(self, name: str, trid: int | None, *args: object) -> None:
         self.write(format_line(name, trid, *args))
@@ -205,9 +326,14 @@ class MsnpConnection(Protocol):
         """Flush what was written, then close. Further input is ignored."""
         if not self.closing:
             self.flush()
-            self.closing = True
+            self._stop_input()
             self.cancel_login_deadline()
-            self.transport.loseConnection()  # type: ignore[union-attr]
+            transport: Any = self.transport
+            if self._sock is not None:
+                # With a producer registered, FileDescriptor asks it for more data once the
+                # buffer is written out instead of completing loseConnection.
+                transport.unregisterProducer()
+            transport.loseConnection()
 
     # -- login deadline ----------------------------------------------------------------------
 
@@ -253,41 +379,6 @@ class ImmediateOutput(OutputFlusher):
 
     def schedule(self, conn: "MsnpConnection") -> None:
         conn.flush()
-
-
-def send_now(transport: Any, data: bytes) -> None:
-    """Hand bytes to a TCP transport, trying the socket at once when nothing is queued for it.
-
-    Twisted's ``write`` always buffers and registers the socket for writability, sending on the
-    next poll and then unregistering it: for one short reply that is two epoll calls and a loop
-    pass (a third of the fan-out cost in the profiles). When Twisted holds nothing unsent for
-    this socket, sending directly keeps the byte order and skips all that; whatever the kernel
-    does not take goes through ``write`` as usual.
-    """
-    try:
-        idle = (
-            isinstance(transport, tcp.Connection)
-            and transport.connected
-            and not transport.disconnecting
-            and not transport._tempDataBuffer
-            and transport.offset == len(transport.dataBuffer)
-        )
-    except AttributeError:  # another Twisted layout: take the ordinary path
-        idle = False
-    if idle:
-        sent = transport.writeSomeData(data)
-        if isinstance(sent, int):
-            data = data[sent:]
-    if data:
-        transport.write(data)
-
-
-def unsent_bytes(transport: Any) -> int:
-    """What Twisted still holds for this transport (0 when it cannot tell)."""
-    try:
-        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
-    except AttributeError:
-        return 0
 
 
 class RealmFactory(Factory):

@@ -1,4 +1,6 @@
-"""The sans-IO wire layer: parsing, framing, names, dialects, payloads (fuzzed with hypothesis)."""
+"""The sans-IO wire layer: parsing, payload lengths, names, dialects, payloads (fuzzed with hypothesis).
+
+Framing over a connection is tested in test_framing.py."""
 from __future__ import annotations
 
 import pytest
@@ -13,7 +15,7 @@ from msnp6.wire.errors import FramingError
 from msnp6.wire.hotmail import Profile, profile_payload
 from msnp6.wire.lines import Command, format_error, format_line, format_payload, parse
 from msnp6.wire.names import decode_name, encode_name, is_valid_handle
-from msnp6.wire.payload import NS_CLIENT_PAYLOAD, SB_CLIENT_PAYLOAD, FrameDecoder
+from msnp6.wire.payload import declared_length
 
 
 def test_parse_liberal_forms():
@@ -32,59 +34,37 @@ def test_format():
     assert format_payload("MSG", ("Hotmail", "Hotmail"), b"abc") == b"MSG Hotmail Hotmail 3\r\nabc"
 
 
-def test_decoder_reads_payloads_by_byte_count_across_chunks():
-    d = FrameDecoder(NS_CLIENT_PAYLOAD)
-    data = b"PNG\nQRY 7 msmsgs@msnmsgr.com 32\r\n" + b"a" * 32 + b"CHG 8 NLN\r\n"
-    for i in range(len(data)):
-        d.feed(data[i : i + 1])
-    got = list(d.commands())
-    assert [c.name for c in got] == ["PNG", "QRY", "CHG"]
-    assert got[1].payload == b"a" * 32 and got[1].trid == 7
+def test_declared_length():
+    assert declared_length(parse(b"QRY 7 msmsgs@msnmsgr.com 32"), 8192) == 32
+    assert declared_length(parse(b"MSG 1 N 1664"), 1664) == 1664
+    assert declared_length(parse(b"MSG 1 N 0"), 1664) == 0
 
 
-def test_decoder_caps():
-    def decode(decoder: FrameDecoder, data: bytes) -> list:
-        decoder.feed(data)
-        return list(decoder.commands())
-
+@pytest.mark.parametrize("line", [b"MSG 1 N 1665", b"QRY 1 id x", b"MSG 1", b"MSG", b"MSG 1 N -5",
+                                  "MSG 1 N \u0661".encode(), b"MSG 1 N 1e3"])
+def test_declared_length_refuses(line):
     with pytest.raises(FramingError):
-        decode(FrameDecoder(NS_CLIENT_PAYLOAD, max_line=100), b"X" * 101)
-    with pytest.raises(FramingError):
-        decode(FrameDecoder(SB_CLIENT_PAYLOAD, max_payload=1664), b"MSG 1 N 1665\r\n")
-    with pytest.raises(FramingError):
-        decode(FrameDecoder(NS_CLIENT_PAYLOAD), b"QRY 1 id x\r\n")
-    assert decode(FrameDecoder(SB_CLIENT_PAYLOAD, max_payload=1664), b"MSG 1 N 1664\r\n") == []
+        declared_length(parse(line), 1664)
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.lists(st.binary(max_size=300), max_size=20))
-def test_decoder_never_fails_other_than_framing_error(chunks):
-    d = FrameDecoder(NS_CLIENT_PAYLOAD | SB_CLIENT_PAYLOAD, max_line=512, max_payload=1024)
-    got = []
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.integers(0, 2000))
+def test_declared_length_is_a_length_under_the_cap_or_framing_error(line, cap):
+    command = parse(line.replace(b"\n", b""))
     try:
-        for chunk in chunks:
-            d.feed(chunk)
-            got += d.commands()
+        length = declared_length(command, cap)
     except FramingError:
         return
-    for command in got:
-        assert isinstance(command.name, str) and command.name
-        assert command.trid is None or 0 <= command.trid < 2**32
-    assert d.buffered <= 512 + 1024 + 600
+    assert 0 <= length <= cap and command.args[-1] == str(length).zfill(len(command.args[-1]))
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["PNG", "CHG", "SYN", "ADD"]), st.integers(0, 2**32 - 1),
-                          st.lists(st.text("ABCxyz09@.%", min_size=1, max_size=8), max_size=4)), max_size=10),
-       st.integers(1, 17))
-def test_decoder_roundtrips_formatted_lines_in_any_chunking(commands, step):
-    data = b"".join(format_line(n, t, *a) for n, t, a in commands)
-    d = FrameDecoder(NS_CLIENT_PAYLOAD)
-    got = []
-    for i in range(0, len(data), step):
-        d.feed(data[i : i + step])
-        got += d.commands()
-    assert [(c.name, c.trid, list(c.args)) for c in got] == [(n, t, a) for n, t, a in commands]
+                          st.lists(st.text("ABCxyz09@.%", min_size=1, max_size=8), max_size=4)), max_size=10))
+def test_parse_roundtrips_formatted_lines(commands):
+    for name, trid, args in commands:
+        line = format_line(name, trid, *args)
+        assert parse(line[:-2]) == parse(line[:-1]) == Command(name, trid, tuple(args))
 
 
 @given(st.text(max_size=200))
