@@ -31,7 +31,7 @@ class RealmCollector:
         for service, conns in sorted(realm.connections.items()):
             connections.add_metric([service], len(conns))
         yield connections
-        yield GaugeMetricFamily("msnp6_sessions", "Accounts logged in on the notification server.", value=len(realm.sessions))
+        yield GaugeMetricFamily("msnp6_sessions", "Accounts logged in on the notification server.", value=sum(1 for c in realm.connections["ns"] if c.authenticated))
         logins = CounterMetricFamily("msnp6_logins", "Finished MD5 logins, by result.", labels=["result"])
         logins.add_metric(["ok"], realm.events["login_ok"])
         logins.add_metric(["failed"], realm.events["login_failed"])

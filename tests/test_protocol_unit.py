@@ -105,9 +105,9 @@ def test_second_login_replaces_the_first_in_the_registry(realm):
     first, t1 = login(realm)
     second, t2 = login(realm)
     assert lines(t1) == ["OUT OTH", ""] and t1.disconnecting
-    assert realm.sessions.get("alice@example.com") is second
+    assert realm.node.notification_session("alice@example.com") is second
     first.connectionLost(None)
-    assert realm.sessions.get("alice@example.com") is second
+    assert realm.node.notification_session("alice@example.com") is second
 
 
 def test_full_list_gets_210(realm):
@@ -132,7 +132,7 @@ def test_changes_made_while_the_lists_load_are_applied_on_top(realm):
     pending: Deferred = Deferred()
     realm.store.get_snapshot = lambda account_id: pending  # ... but delivered only later
     ns.dataReceived(f"USR 4 MD5 S {md5_hex(salt + 'pw')}\r\n".encode())
-    assert realm.sessions.get("alice@example.com") is ns and ns.state is None
+    assert realm.node.notification_session("alice@example.com") is ns and ns.state is None
     realm.bus.publish(["alice@example.com"], ReverseListChanged("old@example.com", "old", True, 0))
     realm.bus.publish(["alice@example.com"], ReverseListChanged("new@example.com", "new", True, 1))
     assert lines(t) == [""]

@@ -118,7 +118,7 @@ def test_login_completing_after_hang_up_registers_nothing(realm):
     ns.dataReceived(f"USR 3 MD5 S {md5_hex(salt + 'pw')}\r\n".encode())
     ns.connectionLost(None)  # the client hangs up while its lists load
     pending.callback(snapshot)
-    assert realm.sessions.get(ALICE) is None and not realm.node.holds(ALICE)
+    assert realm.node.notification_session(ALICE) is None and not realm.node.holds(ALICE)
     assert realm.directory.count() == 1  # only Bob
     assert take_lines(t) == [] and take_lines(wt) == []  # nobody heard of a login
 
@@ -134,7 +134,7 @@ def test_account_lookup_completing_after_hang_up_registers_nothing(realm):
     ns.dataReceived(f"USR 3 MD5 S {md5_hex(salt + 'pw')}\r\n".encode())
     ns.connectionLost(None)
     pending.callback(account)
-    assert realm.sessions.get(ALICE) is None and not realm.node.holds(ALICE) and realm.directory.count() == 0
+    assert realm.node.notification_session(ALICE) is None and not realm.node.holds(ALICE) and realm.directory.count() == 0
 
 
 def test_a_version_gap_is_held_then_reloaded_from_sql(realm):
@@ -192,7 +192,7 @@ def test_second_login_signs_the_first_out_through_the_bus(realm):
     first, ft = login(realm, ALICE)
     second, st = login(realm, ALICE)
     assert take_lines(ft) == ["OUT OTH"] and ft.disconnecting
-    assert realm.sessions.get(ALICE) is second
+    assert realm.node.notification_session(ALICE) is second
     record = realm.directory.get(ALICE).result
     assert record.session == second.session_id
 

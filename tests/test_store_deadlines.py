@@ -294,7 +294,7 @@ def test_a_stalled_login_gets_915_or_601_and_close(realm, stalled, version, code
     realm.clock.advance(0.001)
     assert take_lines(t) == [f"{code} 4"] and t.disconnecting
     ns.connectionLost(Failure(ConnectionDone()))
-    assert realm.sessions.get(ALICE) is None and realm.connections["ns"] == set()
+    assert realm.node.notification_session(ALICE) is None and realm.connections["ns"] == set()
 
 
 def test_a_lookup_that_arrives_after_the_client_hung_up_registers_nothing(realm):
@@ -303,17 +303,17 @@ def test_a_lookup_that_arrives_after_the_client_hung_up_registers_nothing(realm)
     ns.connectionLost(Failure(ConnectionDone()))
     realm.clock.advance(1)
     assert realm.connections["ns"] == set()
-    assert realm.sessions.get(ALICE) is None
+    assert realm.node.notification_session(ALICE) is None
 
 
 def test_lists_that_arrive_after_the_client_hung_up_register_nothing(realm):
     realm.store.delays["get_snapshot"] = 1
     ns, t = start_login(realm)
     realm.clock.advance(0)  # the lookup: the session is registered, its lists are loading
-    assert realm.sessions.get(ALICE) is ns
+    assert realm.node.notification_session(ALICE) is ns
     ns.connectionLost(Failure(ConnectionDone()))
     realm.clock.advance(1)
-    assert realm.sessions.get(ALICE) is None and realm.connections["ns"] == set()
+    assert realm.node.notification_session(ALICE) is None and realm.connections["ns"] == set()
     assert take_lines(t) == []
 
 
@@ -326,7 +326,7 @@ def test_logins_answered_in_the_other_order_both_complete(realm):
     assert take_lines(tb)[0] == "USR 4 OK bob@example.com Bob 1" and take_lines(ta) == []
     realm.clock.advance(1.5)
     assert take_lines(ta)[0] == "USR 4 OK alice@example.com Alice 1"
-    assert realm.sessions.get(ALICE) is alice and realm.sessions.get(BOB) is bob
+    assert realm.node.notification_session(ALICE) is alice and realm.node.notification_session(BOB) is bob
     assert realm.store.asked == ["get_account", "get_account", "get_snapshot", "get_snapshot"]
 
 

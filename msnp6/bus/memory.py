@@ -17,21 +17,23 @@ class MemoryBus:
 
     def __init__(self, serialise: bool = False) -> None:
         self.serialise = serialise
-        self._holders: dict[str, list[Subscriber]] = {}
+        self._holders: dict[str, tuple[Subscriber, ...]] = {}
         #: Events published and deliveries that failed, for metrics.
         self.published = 0
         self.failed = 0
 
     def subscribe(self, handle: str, subscriber: Subscriber) -> None:
-        holders = self._holders.setdefault(handle, [])
+        holders = self._holders.get(handle, ())
         if subscriber not in holders:
-            holders.append(subscriber)
+            self._holders[handle] = (*holders, subscriber)
 
     def unsubscribe(self, handle: str, subscriber: Subscriber) -> None:
-        holders = self._holders.get(handle)
-        if holders is not None and subscriber in holders:
-            holders.remove(subscriber)
-            if not holders:
+        holders = self._holders.get(handle, ())
+        if subscriber in holders:
+            rest = tuple(h for h in holders if h is not subscriber)
+            if rest:
+                self._holders[handle] = rest
+            else:
                 del self._holders[handle]
 
     def publish(self, handles: Iterable[str], event: Event) -> None:

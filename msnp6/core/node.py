@@ -21,6 +21,7 @@ log = Logger()
 
 class EventSink(Protocol):
     conn_id: int
+    service: str
 
     def on_event(self, event: Event) -> None: ...
 
@@ -32,7 +33,8 @@ class LocalNode:
     def __init__(self, name: str, bus: Bus) -> None:
         self.name = name
         self.bus = bus
-        self._held: dict[str, list[EventSink]] = {}
+        # Tuples, not lists: one per online account, and nearly always of one connection.
+        self._held: dict[str, tuple[EventSink, ...]] = {}
         self._sessions = itertools.count(1)
 
     def new_session_id(self) -> str:
@@ -42,28 +44,35 @@ class LocalNode:
     def attach(self, handle: str, sink: EventSink) -> None:
         sinks = self._held.get(handle)
         if sinks is None:
-            self._held[handle] = [sink]
+            self._held[handle] = (sink,)
             self.bus.subscribe(handle, self)
         elif sink not in sinks:
-            sinks.append(sink)
+            self._held[handle] = (*sinks, sink)
 
     def detach(self, handle: str, sink: EventSink) -> None:
         sinks = self._held.get(handle)
         if sinks is None or sink not in sinks:
             return
-        sinks.remove(sink)
-        if not sinks:
+        rest = tuple(s for s in sinks if s is not sink)
+        if rest:
+            self._held[handle] = rest
+        else:
             del self._held[handle]
             self.bus.unsubscribe(handle, self)
 
     def holds(self, handle: str) -> bool:
         return handle in self._held
 
+    def notification_session(self, handle: str) -> EventSink | None:
+        """This node's notification connection for ``handle`` (for tests and operators; never
+        read for another user's state, which the directory holds)."""
+        return next((s for s in self._held.get(handle, ()) if s.service == "ns"), None)
+
     def handles(self) -> Iterator[str]:
         return iter(list(self._held))
 
     def deliver(self, handle: str, event: Event) -> None:
-        for sink in list(self._held.get(handle, ())):
+        for sink in self._held.get(handle, ()):
             try:
                 sink.on_event(event)
             except Exception:

@@ -17,7 +17,6 @@ from ..services import AccountService, ListService, Services
 from .chats import ChatRegistry
 from .node import LocalNode
 from .ratelimit import WindowCounter
-from .sessions import SessionRegistry
 from .tickets import TicketBook
 
 
@@ -83,9 +82,6 @@ class Realm:
         self.directory: Directory = directory if directory is not None else MemoryDirectory()
         self.node = LocalNode(node_name, self.bus)
         self.services = Services(ListService(store, self.bus, config), AccountService(store, self.bus, key))
-        #: This node's own notification sessions (metrics, shutdown): never read for another
-        #: user's state, which the directory holds.
-        self.sessions: SessionRegistry[Any] = SessionRegistry()
         self.output: OutputFlusher = OutputFlusher(clock)
         self.tickets = TicketBook(clock)
         self.chats: ChatRegistry[Any] = ChatRegistry()

@@ -23,7 +23,9 @@ class PresenceRecord:
     allow: frozenset[str]
     block: frozenset[str]
     #: What an FL contact's BPR lines show (PHH/PHW/PHM in wire form, MOB).
-    phones: tuple[str | None, str | None, str | None]
+    phone_home: str | None
+    phone_work: str | None
+    phone_mobile: str | None
     mobile_allowed: bool
     email_enabled: bool
 

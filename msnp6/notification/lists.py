@@ -60,7 +60,8 @@ def _contacts(conn: "NotificationProtocol", records: dict[str, PresenceRecord]) 
 
 
 def _live_info(record: PresenceRecord, viewer: str) -> ContactInfo:
-    return ContactInfo(record.handle, *record.phones, record.mobile_allowed, record.allows(viewer))
+    return ContactInfo(record.handle, record.phone_home, record.phone_work, record.phone_mobile,
+                       record.mobile_allowed, record.allows(viewer))
 
 
 def listing(conn: "NotificationProtocol") -> "Deferred[sync.Listing]":

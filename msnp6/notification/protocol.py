@@ -23,6 +23,14 @@ from .stream import ChangeStream
 log = Logger()
 
 
+_EMPTY: frozenset[str] = frozenset()
+
+
+def _frozen(entries: dict[str, str]) -> frozenset[str]:
+    # Most AL/BL are empty: share one empty set rather than keep two per online session.
+    return frozenset(entries) if entries else _EMPTY
+
+
 class NotificationProtocol(MsnpConnection):
     service = "ns"
     payload_commands = NS_CLIENT_PAYLOAD
@@ -87,7 +95,6 @@ class NotificationProtocol(MsnpConnection):
         realm = self.realm
         self.handle = handle
         self.session_id = realm.node.new_session_id()
-        realm.sessions.add(handle, self)
         realm.node.attach(handle, self)
         realm.bus.publish([handle], SignedInElsewhere(self.session_id))
 
@@ -95,7 +102,6 @@ class NotificationProtocol(MsnpConnection):
         handle = self.handle
         if handle is None:
             return
-        self.realm.sessions.remove(handle, self)
         self.realm.node.detach(handle, self)
         self.realm.directory.remove(handle, self.session_id)
         self.handle = None
@@ -114,8 +120,9 @@ class NotificationProtocol(MsnpConnection):
         return PresenceRecord(
             handle=s.handle, node=self.realm.node.name, session=self.session_id, account_id=self.account_id,
             dialect=self.dialect.name, status=self.status, name=s.name, blp=s.blp,
-            allow=frozenset(s.lists["AL"]), block=frozenset(s.lists["BL"]),
-            phones=(s.phones["PHH"], s.phones["PHW"], s.phones["PHM"]), mobile_allowed=s.mobile_allowed,
+            allow=_frozen(s.lists["AL"]), block=_frozen(s.lists["BL"]),
+            phone_home=s.phones["PHH"], phone_work=s.phones["PHW"], phone_mobile=s.phones["PHM"],
+            mobile_allowed=s.mobile_allowed,
             email_enabled=s.email_enabled,
         )
 

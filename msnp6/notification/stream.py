@@ -39,9 +39,13 @@ Mutation = Callable[[SessionState], None]
 
 
 class ChangeStream:
+    __slots__ = ("_conn", "_held", "_reload", "_timer", "reloads")
+
     def __init__(self, conn: "NotificationProtocol") -> None:
         self._conn = conn
-        self._held: dict[int, tuple[Mutation, bool]] = {}
+        #: Changes waiting for the versions before them; None while there are none (most
+        #: sessions, all their life: one dict less per online user).
+        self._held: dict[int, tuple[Mutation, bool]] | None = None
         self._timer: Any = None
         self._reload: Deferred[None] | None = None
         #: Reloads done (for tests and metrics).
@@ -61,6 +65,8 @@ class ChangeStream:
             state.version = version
             self._drain(state)
             return
+        if self._held is None:
+            self._held = {}
         self._held[version] = (mutate, own)
         if self._timer is None and self._reload is None:
             self._timer = self._conn.realm.clock.callLater(self._conn.realm.config.gap_timeout, self._gap_expired)
@@ -75,15 +81,18 @@ class ChangeStream:
 
     def stop(self) -> None:
         self._cancel_timer()
-        self._held.clear()
+        self._held = None
 
     def _drain(self, state: SessionState) -> None:
+        if self._held is None:
+            return
         while (held := self._held.pop(state.version + 1, None)) is not None:
             held[0](state)
             state.version += 1
         for stale in [v for v in self._held if v <= state.version]:
             del self._held[stale]
         if not self._held:
+            self._held = None
             self._cancel_timer()
 
     def _cancel_timer(self) -> None:
@@ -126,7 +135,7 @@ class ChangeStream:
         fresh = SessionState.from_snapshot(snapshot)
         for field in attrs.fields(SessionState):
             setattr(state, field.name, getattr(fresh, field.name))
-        for version, (mutate, own) in sorted(self._held.items()):
+        for version, (mutate, own) in sorted((self._held or {}).items()):
             if own and version > state.version:
                 mutate(state)  # committed, maybe after the snapshot was read
         self._drain(state)
