@@ -74,7 +74,7 @@ def listing(conn: "NotificationProtocol") -> "Deferred[sync.Listing]":
             mobile_enabled=s.mobile_enabled, lists=s.lists, contacts=_contacts(conn, records),
         )
 
-    return conn.stream.settled().addCallback(
+    return conn.settled().addCallback(
         lambda _: conn.realm.directory.get_many(list(_state(conn).lists["FL"]))).addCallback(build)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from ..directory.record import PresenceRecord
@@ -51,7 +51,8 @@ class NotificationProtocol(MsnpConnection):
         self.state: SessionState | None = None
         #: Events that arrived while the lists were loading.
         self._queued: list[Event] = []
-        self.stream = ChangeStream(self)
+        #: Made on the first list change (an idle session never needs one).
+        self._stream: ChangeStream | None = None
         self.mspauth = ""
         self.login_time = 0
         self.synced = False
@@ -81,6 +82,17 @@ class NotificationProtocol(MsnpConnection):
         if command.name == "QRY":
             return f"QRY {command.trid} {command.arg(0)} <answer hidden>"
         return super().redact(command)
+
+    @property
+    def stream(self) -> ChangeStream:
+        """Keeps the in-memory lists in step with SQL by list version (see stream.py)."""
+        if self._stream is None:
+            self._stream = ChangeStream(self)
+        return self._stream
+
+    def settled(self) -> "Deferred[None]":
+        """Fires once the in-memory lists agree with SQL at their version."""
+        return self._stream.settled() if self._stream is not None else succeed(None)
 
     @property
     def actor(self) -> Actor:
@@ -158,7 +170,8 @@ class NotificationProtocol(MsnpConnection):
 
     def on_connection_lost(self) -> None:
         self.challenges.stop()
-        self.stream.stop()
+        if self._stream is not None:
+            self._stream.stop()
         presence.go_offline(self)
         self.unregister()
 

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, Row, bindparam, delete, event, func, 
 from sqlalchemy.exc import IntegrityError
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.defer import TimeoutError as DeferredTimeout
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
@@ -487,6 +488,9 @@ class Store:
         self.observe: Callable[[str, float], None] | None = None
         #: Calls that passed their deadline, by operation.
         self.timeouts: Counter[str] = Counter()
+        #: Calls under the deadline, oldest first: their Deferred -> (deadline, operation).
+        self._inflight: dict[Deferred[Any], tuple[float, Callable[..., Any]]] = {}
+        self._sweep: IDelayedCall | None = None
 
     def start(self) -> None:
         self._pool.start()
@@ -501,7 +505,7 @@ class Store:
         started = time.perf_counter() if observe is not None else 0.0
         d = self._submit(fn, *args, **kwargs)
         if self.timeout is not None:
-            d.addTimeout(self.timeout, self._reactor, onTimeoutCancel=functools.partial(self._timed_out, fn))
+            self._watch(d, fn, self.timeout)
         if observe is None:
             return d
         operation = getattr(fn, "__name__", "?")
@@ -537,6 +541,32 @@ class Store:
 
         self._pool.callInThreadWithCallback(done, work)
         return d
+
+    def _watch(self, d: "Deferred[Any]", fn: Callable[..., Any], timeout: float) -> None:
+        """Put the call under the deadline. One timer serves every call in flight, not one
+        DelayedCall each (that cost a quarter of a login's server time): the deadline is the same
+        for all, so calls expire in the order they were made."""
+        self._inflight[d] = (self._reactor.seconds() + timeout, fn)
+        d.addBoth(self._settled, d, fn, timeout)
+        if self._sweep is None:
+            self._sweep = self._reactor.callLater(timeout, self._expire)
+
+    def _expire(self) -> None:
+        self._sweep = None
+        now = self._reactor.seconds()
+        inflight = self._inflight
+        while inflight:
+            d, (deadline, _) = next(iter(inflight.items()))
+            if deadline > now:
+                self._sweep = self._reactor.callLater(deadline - now, self._expire)
+                return
+            del inflight[d]
+            d.cancel()  # a result arriving later is dropped (no canceller: Deferred ignores it)
+
+    def _settled(self, result: Any, d: "Deferred[Any]", fn: Callable[..., Any], timeout: float) -> Any:
+        if self._inflight.pop(d, None) is not None:
+            return result  # answered in time
+        return self._timed_out(fn, result, timeout)
 
     def _timed_out(self, fn: Callable[..., Any], result: Any, timeout: float) -> Any:
         if not (isinstance(result, Failure) and result.check(CancelledError)):
