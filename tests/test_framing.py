@@ -143,7 +143,7 @@ def test_any_chunking_handles_the_same_commands_in_order(realm, stream, cuts, fi
     for n, chunk in enumerate(chunks):
         conn.dataReceived(chunk)
         assert len(conn.waiting) <= 1  # one command at a time
-        assert (t.producerState == "paused") == bool(conn.waiting)  # and reading stops meanwhile
+        assert conn.paused == bool(conn.waiting)  # later commands wait meanwhile
         if n < len(fire_after) and fire_after[n]:
             conn.fire()
     while conn.waiting:
@@ -211,12 +211,26 @@ def test_bad_payload_length_closes(realm, header, why):
 def test_deferred_handler_holds_back_later_commands(realm):
     conn, t = open_conn(realm)
     conn.dataReceived(b"SLW 1\r\nPNG 2\r\nMSG 3 N 3\r\nab")
-    assert [c.trid for c in conn.seen] == [1] and t.producerState == "paused"
-    conn.dataReceived(b"cPNG 4\r\n")  # arrives anyway (a transport may deliver what it had read)
+    assert [c.trid for c in conn.seen] == [1] and conn.paused
+    assert t.producerState == "producing"  # a little input is still read (no epoll calls)
+    conn.dataReceived(b"cPNG 4\r\n")
     assert [c.trid for c in conn.seen] == [1]
     conn.fire()
     assert [c.trid for c in conn.seen] == [1, 2, 3, 4] and conn.seen[2].payload == b"abc"
     assert t.producerState == "producing"
+
+
+def test_reading_stops_when_input_piles_up_behind_a_waiting_command(realm):
+    from msnp6.framing import READ_PAUSE_BYTES
+
+    conn, t = open_conn(realm)
+    conn.dataReceived(b"SLW 1\r\n")
+    conn.dataReceived(b"PNG 2\r\n" * (READ_PAUSE_BYTES // 7))
+    assert t.producerState == "producing"
+    conn.dataReceived(b"PNG 3\r\n" * 2)
+    assert t.producerState == "paused" and [c.trid for c in conn.seen] == [1]
+    conn.fire()
+    assert t.producerState == "producing" and len(conn.seen) == READ_PAUSE_BYTES // 7 + 3
 
 
 def test_already_fired_and_failed_deferreds_go_on_at_once(realm):
