@@ -153,7 +153,7 @@ def test_a_write_past_its_deadline_is_not_committed_late(pooled, in_time):
     running, release = threading.Event(), threading.Event()
 
     def slow_write() -> None:
-        with engine.begin() as conn:
+        with store.core.transaction() as conn:  # how every StoreCore write commits
             conn.exec_driver_sql("INSERT INTO probe VALUES (1)")
             running.set()
             release.wait(30)  # the database was slow; the commit comes after this
