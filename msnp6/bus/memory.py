@@ -42,18 +42,13 @@ class MemoryBus:
             event = decode(encode(event))
         holders = self._holders
         for handle in handles:
-            subscribers = holders.get(handle)
-            if subscribers:
-                for subscriber in subscribers:
-                    self._deliver(subscriber, handle, event)
+            for subscriber in holders.get(handle, ()):
+                # One recipient's failure must not stop the fan-out, nor reach the publisher.
+                try:
+                    subscriber.deliver(handle, event)
+                except Exception:
+                    self.failed += 1
+                    log.failure("delivering {kind} to {handle} failed", kind=event.kind, handle=handle)
 
     def publish_all(self, event: Event) -> None:
         self.publish(list(self._holders), event)
-
-    def _deliver(self, subscriber: Subscriber, handle: str, event: Event) -> None:
-        # One recipient's failure must not stop the fan-out, nor reach the publisher.
-        try:
-            subscriber.deliver(handle, event)
-        except Exception:
-            self.failed += 1
-            log.failure("delivering {kind} to {handle} failed", kind=event.kind, handle=handle)

@@ -20,19 +20,29 @@ if TYPE_CHECKING:
 def handle_event(conn: "NotificationProtocol", event: ev.Event, loading: bool = False) -> None:
     """``loading``: the event arrived while the lists were loading; a list change the load already
     includes is skipped whole (the SYN dump will carry it)."""
-    state = conn.state
-    assert state is not None
-    version = getattr(event, "version", None)
-    if loading and version is not None and version <= state.loaded_version:
-        return
+    if loading:
+        version = getattr(event, "version", None)
+        assert conn.state is not None
+        if version is not None and version <= conn.state.loaded_version:
+            return
     _HANDLERS[type(event)](conn, event)
 
 
+#: The last presence event and its line: a fan-out hands the same event to every watcher on this
+#: node, so the line is formatted once, not once per watcher.
+_last_presence: tuple[ev.PresenceChanged | None, bytes] = (None, b"")
+
+
 def _presence(conn: "NotificationProtocol", e: ev.PresenceChanged) -> None:
-    if e.status == "FLN":
-        conn.write(format_line("FLN", None, e.handle))
-    else:
-        conn.write(format_line("NLN", None, e.status, e.handle, encode_name(e.name)))
+    global _last_presence
+    event, line = _last_presence
+    if event is not e:
+        if e.status == "FLN":
+            line = format_line("FLN", None, e.handle)
+        else:
+            line = format_line("NLN", None, e.status, e.handle, encode_name(e.name))
+        _last_presence = (e, line)
+    conn.write(line)
 
 
 def _reverse_list(conn: "NotificationProtocol", e: ev.ReverseListChanged) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred
 
+from ..core.visibility import allowed
 from ..directory.record import PresenceRecord
 from ..events import PresenceChanged
 from ..wire.errors import Disconnect, ErrorCode, ProtocolError
@@ -38,8 +39,8 @@ def tell_watchers(conn: "NotificationProtocol") -> None:
     """Everyone who has this user on their FL and whom this user's privacy allows."""
     state = conn.state
     assert state is not None
-    allows = state.allows
-    conn.realm.bus.publish([w for w in state.lists["RL"] if allows(w)], shown(conn))
+    lists = state.lists
+    conn.realm.bus.publish(allowed(lists["RL"], state.blp, lists["AL"], lists["BL"]), shown(conn))
 
 
 def tell_one(conn: "NotificationProtocol", watcher: str, allowed_before: bool) -> None:
