@@ -487,3 +487,25 @@ def take_lines(transport: Any) -> list[str]:
     out = transport.value().decode().split("\r\n")[:-1]
     transport.clear()
     return out
+
+
+def threaded_clock() -> Any:
+    """A Clock that also takes calls from other threads (``callFromThread``), run one at a time
+    when the test calls ``pump_one()``: for the thread-pool store under a test clock."""
+    import queue
+
+    from twisted.internet.task import Clock
+
+    class ThreadedClock(Clock):
+        def __init__(self) -> None:
+            super().__init__()
+            self.from_threads: queue.Queue[tuple[Any, tuple[Any, ...]]] = queue.Queue()
+
+        def callFromThread(self, f: Any, *args: Any) -> None:
+            self.from_threads.put((f, args))
+
+        def pump_one(self) -> None:
+            f, args = self.from_threads.get(timeout=30)
+            f(*args)
+
+    return ThreadedClock()

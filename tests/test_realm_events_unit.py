@@ -83,6 +83,19 @@ def login(realm: Any, handle: str, status: str | None = "NLN") -> tuple[Notifica
     return ns, t
 
 
+def login_while_lists_load(realm: Any) -> tuple[NotificationProtocol, Any, Deferred, Any]:
+    """Alice's password is accepted; her lists (``snapshot``) arrive when ``pending`` fires."""
+    ns = NotificationProtocol(realm)
+    t = connect(ns)
+    ns.dataReceived(f"VER 1 MSNP6 CVR0\r\nUSR 2 MD5 I {ALICE}\r\n".encode())
+    salt = take_lines(t)[1].split()[4]
+    pending: Deferred = Deferred()
+    snapshot = realm.store.core.get_snapshot(1)
+    realm.store.get_snapshot = lambda account_id: pending
+    ns.dataReceived(f"USR 3 MD5 S {md5_hex(salt + 'pw')}\r\n".encode())
+    return ns, t, pending, snapshot
+
+
 def test_a_failing_recipient_does_not_stop_the_fan_out_and_the_sender_gets_one_reply(realm):
     alice, at = login(realm, ALICE)
     watchers = {h: login(realm, h) for h in (BOB, CAROL, DAVE)}
@@ -108,14 +121,7 @@ def test_login_completing_after_hang_up_registers_nothing(realm):
     watcher, wt = login(realm, BOB)
     watcher.dataReceived(f"ADD 6 FL {ALICE} Alice\r\n".encode())
     take_lines(wt)
-    ns = NotificationProtocol(realm)
-    t = connect(ns)
-    ns.dataReceived(f"VER 1 MSNP6 CVR0\r\nUSR 2 MD5 I {ALICE}\r\n".encode())
-    salt = take_lines(t)[1].split()[4]
-    pending: Deferred = Deferred()
-    snapshot = realm.store.core.get_snapshot(1)
-    realm.store.get_snapshot = lambda account_id: pending
-    ns.dataReceived(f"USR 3 MD5 S {md5_hex(salt + 'pw')}\r\n".encode())
+    ns, t, pending, snapshot = login_while_lists_load(realm)
     ns.connectionLost(None)  # the client hangs up while its lists load
     pending.callback(snapshot)
     assert realm.node.notification_session(ALICE) is None and not realm.node.holds(ALICE)
@@ -174,14 +180,7 @@ def test_syn_during_a_gap_answers_from_sql(realm):
 
 
 def test_events_that_arrive_while_the_lists_load_are_queued(realm):
-    ns = NotificationProtocol(realm)
-    t = connect(ns)
-    ns.dataReceived(f"VER 1 MSNP6 CVR0\r\nUSR 2 MD5 I {ALICE}\r\n".encode())
-    salt = take_lines(t)[1].split()[4]
-    pending: Deferred = Deferred()
-    snapshot = realm.store.core.get_snapshot(1)
-    realm.store.get_snapshot = lambda account_id: pending
-    ns.dataReceived(f"USR 3 MD5 S {md5_hex(salt + 'pw')}\r\n".encode())
+    ns, t, pending, snapshot = login_while_lists_load(realm)
     realm.bus.publish([ALICE], ev.Ring(1, "127.0.0.1:1865", "c", BOB, "Bob"))
     assert take_lines(t) == []
     pending.callback(snapshot)

@@ -2,11 +2,9 @@
 the store's queued work within the bound, and the process exits 0."""
 from __future__ import annotations
 
-import queue
 import threading
 import time
 import urllib.request
-from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
@@ -15,7 +13,7 @@ from msnp6.core.realm import Config, Realm
 from msnp6.shutdown import ClientsService, SequentialService, Shutdown, stop_store
 from msnp6.store.engine import make_engine
 from msnp6.store.store import Store
-from msnp6.testing import ServerProcess
+from msnp6.testing import ServerProcess, threaded_clock
 
 
 def test_sigterm_sends_out_ssd_and_exits_0(database, key_file, accounts, tmp_path):
@@ -66,23 +64,10 @@ def wait_for_connections(proc: ServerProcess, wanted: dict[str, int]) -> None:
 # -- the pieces, on a fake clock -----------------------------------------------------------------
 
 
-class ThreadedClock(Clock):
-    """A Clock that also takes calls from other threads, run when the test pumps them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.from_threads: queue.Queue[tuple[Any, tuple[Any, ...]]] = queue.Queue()
-
-    def callFromThread(self, f: Any, *args: Any) -> None:
-        self.from_threads.put((f, args))
-
-    def pump_one(self) -> None:
-        f, args = self.from_threads.get(timeout=30)
-        f(*args)
 
 
 def test_store_stop_waits_for_queued_work(tmp_path):
-    clock = ThreadedClock()
+    clock = threaded_clock()
     store = Store(make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}"), clock, threads=1)
     store.start()
     release = threading.Event()
@@ -101,7 +86,7 @@ def test_store_stop_waits_for_queued_work(tmp_path):
 
 
 def test_store_stop_gives_up_at_the_bound(tmp_path):
-    clock = ThreadedClock()
+    clock = threaded_clock()
     store = Store(make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}"), clock, threads=1)
     store.start()
     release = threading.Event()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import queue
 import sqlite3
 import threading
 import time
@@ -33,6 +32,7 @@ from msnp6.testing import (
     connect,
     md5_hex,
     take_lines,
+    threaded_clock,
     unit_realm,
 )
 
@@ -62,24 +62,11 @@ def texts(events: list[LogEvent]) -> list[str]:
 # -- the Store itself: a real thread pool, results brought back by the test --------------------
 
 
-class ThreadedClock(Clock):
-    """A Clock that also takes calls from other threads, run when the test pumps them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.from_threads: queue.Queue[tuple[Any, tuple[Any, ...]]] = queue.Queue()
-
-    def callFromThread(self, f: Any, *args: Any) -> None:
-        self.from_threads.put((f, args))
-
-    def pump_one(self) -> None:
-        f, args = self.from_threads.get(timeout=30)
-        f(*args)
 
 
 @pytest.fixture
-def pooled(tmp_path: Path) -> Iterator[tuple[Store, ThreadedClock]]:
-    clock = ThreadedClock()
+def pooled(tmp_path: Path) -> Iterator[tuple[Store, Any]]:
+    clock = threaded_clock()
     store = Store(make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}"), clock, threads=1, timeout=1.0)
     store.start()
     yield store, clock
