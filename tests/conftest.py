@@ -75,23 +75,24 @@ def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _running(cls: type[ServerProcess], name: str, database: Database, key_file: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = cls(database.url, key_file, tmp_path_factory.mktemp(f"{name}-{database.backend}"),
+               extra_args=["--challenge-timeout", "3"])
+    proc.start()
+    yield proc
+    proc.stop()
+
+
 @pytest.fixture(scope="session")
 def server(database: Database, key_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(database.url, key_file, tmp_path_factory.mktemp(f"server-{database.backend}"),
-                         extra_args=["--challenge-timeout", "3"])
-    proc.start()
-    yield proc
-    proc.stop()
+    yield from _running(ServerProcess, "server", database, key_file, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
-def two_nodes(database: Database, key_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoNodeServer]:
+def two_nodes(database: Database, key_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """Two nodes in one process sharing a bus, a directory and the database (msnp6.testing_nodes)."""
-    proc = TwoNodeServer(database.url, key_file, tmp_path_factory.mktemp(f"two-nodes-{database.backend}"),
-                         extra_args=["--challenge-timeout", "3"])
-    proc.start()
-    yield proc
-    proc.stop()
+    yield from _running(TwoNodeServer, "two-nodes", database, key_file, tmp_path_factory)
 
 
 def one_or_two_nodes(request: pytest.FixtureRequest, one_node: ServerProcess) -> ServerProcess:

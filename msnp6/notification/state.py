@@ -43,12 +43,6 @@ class SessionState:
             loaded_version=a.list_version,
         )
 
-    def saw(self, version: int) -> None:
-        """A change at ``version`` is in memory now. With several store threads the answers may
-        come back out of commit order, so the version only ever grows."""
-        if version > self.version:
-            self.version = version
-
     def allows(self, viewer: str) -> bool:
         """Whether this user's privacy lets ``viewer`` see and reach them."""
         return allows(viewer, self.blp, self.lists["AL"], self.lists["BL"])

@@ -251,13 +251,7 @@ class StoreCore:
             conn.execute(delete(list_entries).where(list_entries.c.contact == handle))
             conn.execute(delete(list_entries).where(list_entries.c.owner_id == row.id))
             conn.execute(delete(directory_entries).where(directory_entries.c.account_id == row.id))
-            bumped = {
-                r.handle: int(r.list_version)
-                for r in conn.execute(
-                    update(accounts).where(accounts.c.id.in_(owner_ids))
-                    .values(list_version=accounts.c.list_version + 1, updated_at=_now())
-                    .returning(accounts.c.handle, accounts.c.list_version))
-            } if owner_ids else {}
+            bumped = _bump_many(conn, owner_ids)
             conn.execute(delete(accounts).where(accounts.c.id == row.id))
         return bumped
 
@@ -357,14 +351,7 @@ class StoreCore:
             _lock(conn, owner_id, *ids)
             conn.execute(update(accounts).where(accounts.c.id == owner_id).values(**values))
             version = _bump(conn, owner_id)
-            bumped = {
-                r.handle: int(r.list_version)
-                for r in conn.execute(
-                    update(accounts).where(accounts.c.id.in_(ids))
-                    .values(list_version=accounts.c.list_version + 1, updated_at=_now())
-                    .returning(accounts.c.handle, accounts.c.list_version))
-            } if ids else {}
-            return version, bumped
+            return version, _bump_many(conn, ids)
 
 
 #: What the pool hands back for a call it skipped (see ``Store._submit``).
@@ -456,6 +443,19 @@ def _contact_infos(conn: Connection, viewer: str, handles: list[str]) -> dict[st
             allows_viewer=allows(viewer, r.blp, allow_list, block_list),
         )
     return infos
+
+
+def _bump_many(conn: Connection, account_ids: list[int]) -> dict[str, int]:
+    """``_bump`` for several accounts in one statement: their handles with their new versions."""
+    if not account_ids:
+        return {}
+    return {
+        r.handle: int(r.list_version)
+        for r in conn.execute(
+            update(accounts).where(accounts.c.id.in_(account_ids))
+            .values(list_version=accounts.c.list_version + 1, updated_at=_now())
+            .returning(accounts.c.handle, accounts.c.list_version))
+    }
 
 
 def _bump(conn: Connection, account_id: int) -> int:
