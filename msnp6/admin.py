@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import sys
 import urllib.error
@@ -15,6 +16,7 @@ from typing import Any, TypeVar, cast
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from .admin_token import AdminTokenError, load_token, token_source
 from .auth import CredentialKey, CredentialKeyError
 from .bus.memory import MemoryBus
 from .paths import default_db_url, default_key_file
@@ -75,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     notify.add_argument("--subject", default="")
     notify.add_argument("--admin-url", default=None,
                         help="the server's admin port [default: $MSNP6_ADMIN_URL, else http://127.0.0.1:8180]")
+    _token_option(notify)
     invitations = sub.add_parser("invitations", help="e-mail invitations users asked for (SND/SDC), newest first")
     invitations.add_argument("--limit", type=int, default=100)
     return p
@@ -86,6 +89,14 @@ def _online(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="the running server's admin port, so online users see the change at once [default: "
              "$MSNP6_ADMIN_URL; without one, or when it does not answer, the database is written "
              "directly and online users see the change at their next login]")
+    return _token_option(parser)
+
+
+def _token_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument(
+        "--admin-token-file", default=None,
+        help="the admin port's token, as the server reads it [default: the token in $MSNP6_ADMIN_TOKEN, "
+             "else the file $MSNP6_ADMIN_TOKEN_FILE, else admin-token next to the key file]")
     return parser
 
 
@@ -134,22 +145,22 @@ def run(argv: Sequence[str] | None = None) -> int:
                 print(f"{inv.created_at:%Y-%m-%d %H:%M}\t{inv.sender}\t{inv.recipient}\t{inv.body!r}")
             return 0
         return _user(args, store)
-    except (AdminError, SchemaNotAtHead, CredentialKeyError) as e:
+    except (AdminError, SchemaNotAtHead, CredentialKeyError, AdminTokenError) as e:
         print(f"msnp6-admin: {e}", file=sys.stderr)
         return 1
 
 
 def _mail_notify(args: argparse.Namespace) -> int:
-    """Ask the running server (its admin port) to count and announce one new message."""
+    """Ask the running server (its admin port) to count and announce one new message. It answers
+    ``accepted`` whether or not the account exists (web.MailPush); its log says what happened."""
     base = args.admin_url or os.environ.get("MSNP6_ADMIN_URL") or "http://127.0.0.1:8180"
-    form = urllib.parse.urlencode({"handle": _handle(args.handle), "from_name": args.from_name,
-                                   "from_addr": args.from_addr, "subject": args.subject}).encode()
+    fields = {"handle": _handle(args.handle), "from_name": args.from_name, "from_addr": args.from_addr,
+              "subject": args.subject}
     try:
-        with urllib.request.urlopen(base.rstrip("/") + "/mail", data=form, timeout=10) as response:
-            print(f"{args.handle}: {response.read().decode().strip()}")
-            return 0
-    except urllib.error.HTTPError as e:
-        raise AdminError(f"{args.handle}: {e.read().decode().strip() or e.reason}") from None
+        print(f"{args.handle}: {_post(base.rstrip('/') + '/mail', fields, args)}")
+        return 0
+    except AdminError as e:
+        raise AdminError(f"{args.handle}: {e}") from None
     except OSError as e:
         raise AdminError(f"cannot reach the server's admin port at {base} ({e}); is --admin set?") from None
 
@@ -158,13 +169,27 @@ def _mail_notify(args: argparse.Namespace) -> int:
 ONLINE_ACTIONS = frozenset({"verify", "unverify", "delete", "mail", "mobile"})
 
 
-def _post(url: str, form: dict[str, str]) -> str:
-    """POST to the admin port; AdminError for an answer other than 200, OSError when unreachable."""
+def _post(url: str, fields: dict[str, str], args: argparse.Namespace) -> str:
+    """POST a JSON object to the admin port with the admin token; AdminError for an answer other
+    than 200 (a clear one for a refused token), OSError when unreachable."""
+    source = token_source(args.admin_token_file, Path(args.key_file or default_key_file()))
+    token = load_token(source)
+    headers = {"content-type": "application/json"}
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=json.dumps(fields).encode(), headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(url, data=urllib.parse.urlencode(form).encode(), timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:
             return str(response.read().decode().strip())
     except urllib.error.HTTPError as e:
-        raise AdminError(e.read().decode().strip() or str(e.reason)) from None
+        answer = e.read().decode("utf-8", "replace").strip() or str(e.reason)
+        if e.code == 401:
+            found = f"the token in {source.describe()}" if token is not None else f"no token ({source.describe()} does not exist)"
+            raise AdminError(
+                f"the server refused the admin token ({answer}): sent {found}. Use the server's token: "
+                "--admin-token-file, $MSNP6_ADMIN_TOKEN or $MSNP6_ADMIN_TOKEN_FILE (the server keeps it "
+                "in admin-token next to its key file unless told otherwise)") from None
+        raise AdminError(answer) from None
 
 
 def _through_server(args: argparse.Namespace) -> bool:
@@ -175,10 +200,10 @@ def _through_server(args: argparse.Namespace) -> bool:
         return False
     handle = _handle(args.handle)
     action = args.action
-    form = {"state": args.state} if action in ("mail", "mobile") else {}
+    fields = {"state": args.state} if action in ("mail", "mobile") else {}
     url = f"{base.rstrip('/')}/accounts/{urllib.parse.quote(handle)}/{action}"
     try:
-        _post(url, form)
+        _post(url, fields, args)
     except AdminError as e:
         raise AdminError(f"{handle}: {e}") from None
     except OSError as e:

@@ -18,3 +18,8 @@ def default_db_url() -> str:
 
 def default_key_file() -> Path:
     return Path(os.environ.get("MSNP6_KEY_FILE") or data_dir() / "credential.key")
+
+
+def default_admin_token_file(key_file: Path) -> Path:
+    """Next to the credential key: both are the server's secrets, on the same volume."""
+    return Path(os.environ.get("MSNP6_ADMIN_TOKEN_FILE") or key_file.parent / "admin-token")

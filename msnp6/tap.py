@@ -12,6 +12,7 @@ from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.logger import Logger
 from twisted.python import usage
 
+from .admin_token import AdminTokenError, load_token, token_source
 from .auth import CredentialKey, CredentialKeyError
 from .core.realm import Config, Realm
 from .dispatch import DispatchProtocol
@@ -21,6 +22,7 @@ from .metrics import Metrics
 from .notification import NotificationProtocol
 from .paths import default_db_url, default_key_file
 from .shutdown import ClientsService, SequentialService, Shutdown, stop_on_sigterm, stop_store
+from .startup import Settings, Startup
 from .store.schema import SchemaNotAtHead, open_database
 from .store.store import Store
 from .switchboard import SwitchboardProtocol
@@ -58,6 +60,9 @@ class Options(usage.Options):
          "Base of web links handed out (URL, CVR) [default: $MSNP6_WEB_BASE_URL, else http://PUBLIC-HOST/]"],
         ["admin", None, None,
          "Admin HTTP endpoint (strports) serving /healthz, /readyz, /metrics [default: $MSNP6_ADMIN, else off]"],
+        ["admin-token-file", None, None,
+         "The admin port's token, required by its POST endpoints; made if missing [default: the token "
+         "in $MSNP6_ADMIN_TOKEN, else the file $MSNP6_ADMIN_TOKEN_FILE, else admin-token next to the key file]"],
         ["log-format", None, None,
          "text, or json (one object per line) [default: $MSNP6_LOG_FORMAT, else text]"],
         ["shutdown-timeout", None, 5.0, "Seconds a graceful shutdown (SIGTERM) may take", float],
@@ -94,29 +99,31 @@ def with_backlog(description: str, backlog: int = 1024) -> str:
 
 
 class ListenerService(service.Service):
-    """Listens on a strports endpoint and records the bound port in the realm (it may be 0)."""
+    """Listens on a strports endpoint and records the bound port in the realm (it may be 0).
+    ``startup`` learns whether it bound: it stops the process if not (msnp6.startup)."""
 
-    def __init__(self, name: str, description: str, factory: IProtocolFactory, realm: Realm, reactor: Any) -> None:
+    def __init__(self, name: str, description: str, factory: IProtocolFactory, realm: Realm, reactor: Any,
+                 startup: Startup, label: str | None = None) -> None:
         self.name: str = name
-        self._description = with_backlog(description)
+        self._description = description
         self._factory = factory
         self._realm = realm
         self._reactor = reactor
+        self._startup = startup
+        self._label = label or name
         self._port: IListeningPort | None = None
 
     def startService(self) -> None:
         super().startService()
-        endpoint = endpoints.serverFromString(self._reactor, self._description)
-        endpoint.listen(self._factory).addCallbacks(self._listening, self._failed)
+        endpoint = endpoints.serverFromString(self._reactor, with_backlog(self._description))
+        listening = endpoint.listen(self._factory).addCallback(self._listening)
+        self._startup.expect(self._label, self._description, listening)
 
-    def _listening(self, port: IListeningPort) -> None:
+    def _listening(self, port: IListeningPort) -> IListeningPort:
         self._port = port
         self._realm.ports[self.name] = port.getHost().port  # type: ignore[attr-defined]
         log.info("msnp6 {name} listening on {host}", name=self.name, host=port.getHost())
-
-    def _failed(self, failure: Any) -> None:
-        log.failure("msnp6 {name} cannot listen on {desc}", failure, name=self.name, desc=self._description)
-        self._reactor.stop()
+        return port
 
     def stopService(self) -> Any:
         super().stopService()
@@ -153,6 +160,19 @@ def open_store(options: Options, reactor: Any) -> tuple[Store, CredentialKey]:
     return Store(engine, reactor, timeout=options["store-timeout"]), key
 
 
+def admin_token(options: Options) -> tuple[str, str]:
+    """The admin port's token (made if its file is missing) and where it is read, or a clear
+    message and exit status 2."""
+    source = token_source(options["admin-token-file"], Path(options["key-file"]))
+    try:
+        token = load_token(source, create=True)
+    except AdminTokenError as e:
+        print(f"msnp6: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    assert token is not None
+    return token, source.describe()
+
+
 def make_config(options: Options) -> Config:
     return Config(
         public_host=options["public-host"],
@@ -177,11 +197,14 @@ def service_tree(options: Options, store: Store, nodes: list[tuple[Realm, dict[s
     reactor.callWhenRunning(stop_on_sigterm, reactor)  # after twistd's own handlers
     top = SequentialService()
     StoreService(store, reactor, shutdown).setServiceParent(top)
+    token, token_from = admin_token(options) if options["admin"] else ("", None)
+    startup = Startup(reactor, Settings(options["db"], options["key-file"], options["public-host"], token_from))
     if options["admin"]:
         realm = nodes[0][0]
         metrics = Metrics(realm)
         store.observe = metrics.observe_store
-        ListenerService("admin", options["admin"], admin_site(realm, metrics, reactor), realm, reactor).setServiceParent(top)
+        site = admin_site(realm, metrics, reactor, token, listening=lambda: startup.ready)
+        ListenerService("admin", options["admin"], site, realm, reactor, startup).setServiceParent(top)
     protocols = {"ds": DispatchProtocol, "ns": NotificationProtocol, "sb": SwitchboardProtocol}
     for realm, listeners in nodes:
         clients = ClientsService(realm, reactor, shutdown)
@@ -189,7 +212,10 @@ def service_tree(options: Options, store: Store, nodes: list[tuple[Realm, dict[s
             clients.setName(f"clients-{realm.node.name}")
         clients.setServiceParent(top)
         for name, description in listeners.items():
-            ListenerService(name, description, RealmFactory(protocols[name], realm), realm, reactor).setServiceParent(clients)
+            label = f"{realm.node.name}/{name}" if len(nodes) > 1 else name
+            ListenerService(name, description, RealmFactory(protocols[name], realm), realm, reactor, startup,
+                            label).setServiceParent(clients)
+    startup.setServiceParent(top)  # last: every listener has begun to listen when it starts
     return top
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -244,7 +245,8 @@ class ServerProcess:
     def __init__(self, db: str | None, key_file: Path | None, workdir: Path, extra_args: Sequence[str] = (),
                  admin: bool = False, env: dict[str, str] | None = None) -> None:
         """``db``/``key_file`` None: leave them out, so the server uses its defaults. ``admin``:
-        also serve the admin HTTP port (``ports["admin"]``). ``env``: added to the environment."""
+        also serve the admin HTTP port (``ports["admin"]``), with a token of its own in
+        ``admin_token_file`` (``admin_token``). ``env``: added to the environment."""
         self.db = db
         self.key_file = key_file
         self.workdir = workdir
@@ -253,6 +255,8 @@ class ServerProcess:
         self.ports = {"ds": free_port(), "ns": free_port(), "sb": free_port()}
         if admin:
             self.ports["admin"] = free_port()  # command() passes it as --admin
+        self.admin_token = secrets.token_urlsafe(24) if admin else None
+        self.admin_token_file = workdir / "admin-token"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_file = workdir / "msnp6.log"
         #: The process's stdout and stderr: a file, not a pipe nobody drains (and JSON logs go here).
@@ -265,11 +269,15 @@ class ServerProcess:
             *(["--key-file", str(self.key_file)] if self.key_file else []),
             "--public-host", "127.0.0.1",
             *(f"--{name}=tcp:{port}:interface=127.0.0.1" for name, port in self.ports.items()),
+            *([f"--admin-token-file={self.admin_token_file}"] if self.admin_token else []),
             *self.extra_args,
         ]
 
     def start(self, timeout: float = 20.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.admin_token:
+            self.admin_token_file.write_text(self.admin_token + "\n")
+            self.admin_token_file.chmod(0o600)
         with open(self.out_file, "ab") as out:
             self.proc = subprocess.Popen(self.command(), cwd=self.workdir, env={**os.environ, **self.env},
                                          stdout=out, stderr=subprocess.STDOUT)
@@ -379,10 +387,12 @@ def wait_until_listening(proc: "subprocess.Popen[bytes]", ports: Iterable[int], 
     raise TimeoutError(f"msnp6 did not start listening within {timeout:g} s:\n{describe()}")
 
 
-def run_admin(args: Sequence[str], db: str, key_file: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def run_admin(args: Sequence[str], db: str, key_file: Path, stdin: str = "",
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``msnp6-admin --db db --key-file key_file *args``; ``env`` is added to the environment."""
     return subprocess.run(
         [_bin("msnp6-admin"), "--db", db, "--key-file", str(key_file), *args],
-        input=stdin, capture_output=True, text=True, timeout=60,
+        input=stdin, capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
     )
 
 

@@ -2,11 +2,14 @@
 ``POST /mail`` for ``msnp6-admin mail notify`` and ``POST /accounts/<handle>/<action>`` for the
 ``msnp6-admin user`` commands.
 
-Meant for a load balancer, an orchestrator and Prometheus on a private network, never for
-clients: it has no authentication.
+Meant for a load balancer, an orchestrator, Prometheus and the operator on a private network,
+never for clients. The read-only pages are open; the state-changing ones want the admin token
+(``AdminGuard``), so a browser on the operator's machine cannot be made to post to them.
 """
 from __future__ import annotations
 
+import hmac
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +29,15 @@ log = Logger()
 #: How long /readyz waits for the database before it answers 503.
 READY_TIMEOUT = 5.0
 
+#: A refused address is logged once in this many seconds, not once per request.
+REFUSAL_LOG_WINDOW = 60.0
+
+#: The largest JSON body the POST endpoints read.
+MAX_BODY = 16 * 1024
+
+#: Bodies a cross-site HTML form (or a no-preflight fetch) can send.
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
+
 
 def _plain(request: Request, code: int, text: str) -> bytes:
     request.setResponseCode(code)
@@ -41,10 +53,13 @@ class ReadinessCheck:
     while one query is out share its answer, so a slow database does not fill the pool with them.
     """
 
-    def __init__(self, realm: Any, reactor: Any, timeout: float = READY_TIMEOUT) -> None:
+    def __init__(self, realm: Any, reactor: Any, timeout: float = READY_TIMEOUT,
+                 listening: Callable[[], bool] = lambda: True) -> None:
         self.realm = realm
         self.reactor = reactor
         self.timeout = timeout
+        #: Are all the listeners bound? (msnp6.startup.Startup.ready)
+        self.listening = listening
         self.head = head_revision()  # read from disk once, not on every probe
         self._waiting: list[Deferred[str | None]] | None = None
 
@@ -52,6 +67,8 @@ class ReadinessCheck:
         """Fires with None when ready, else with the reason (it never fails)."""
         if getattr(self.realm, "draining", False):
             return succeed("shutting down")
+        if not self.listening():
+            return succeed("starting: not every listener is bound yet")
         answer: Deferred[str | None] = Deferred()
         if self._waiting is not None:
             self._waiting.append(answer)
@@ -134,9 +151,29 @@ class MetricsPage(Resource):
         return body
 
 
-def _form(request: Request, name: str, limit: int = 256) -> str:
-    args = request.args or {}
-    return (args.get(name.encode(), [b""])[0] or b"").decode("utf-8", "replace")[:limit]
+class BadBody(Exception):
+    """The POST body is not a small JSON object of strings."""
+
+
+def _fields(request: Request) -> dict[str, str]:
+    """The JSON object of a POST body ({} for an empty one); AdminGuard has checked its type."""
+    content = request.content
+    body = content.read(MAX_BODY + 1) if content is not None else b""
+    if len(body) > MAX_BODY:
+        raise BadBody(f"the body must be at most {MAX_BODY} bytes")
+    if not body.strip():
+        return {}
+    try:
+        fields = json.loads(body)
+    except ValueError:
+        raise BadBody("the body must be a JSON object") from None
+    if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+        raise BadBody("the body must be a JSON object of strings")
+    return fields
+
+
+def _field(fields: dict[str, str], name: str, limit: int = 256) -> str:
+    return fields.get(name, "")[:limit]
 
 
 def _service_failed(handle: str, what: str) -> Callable[[Failure], tuple[int, str]]:
@@ -150,9 +187,11 @@ def _service_failed(handle: str, what: str) -> Callable[[Failure], tuple[int, st
 
 
 class MailPush(Resource):
-    """``POST /mail`` (form fields handle, from_name, from_addr, subject): one new message for an
-    account. 200 ``delivered`` when its online session was told, 200 ``counted`` when only the
-    unread count moved (offline, or mail off), 404 for no such account, 400 for bad fields."""
+    """``POST /mail`` (JSON fields handle, from_name, from_addr, subject): one new message for an
+    account. 200 ``accepted`` whether the account exists, is online or has mail on: a mail
+    gateway calls this for addresses strangers chose, and passing its answers on must not tell
+    them which accounts exist or who is online. The outcome goes to the log. 400 for bad fields,
+    500 when the store fails (for every handle alike)."""
 
     isLeaf = True
 
@@ -161,30 +200,46 @@ class MailPush(Resource):
         self.realm = realm
 
     def render_POST(self, request: Request) -> Any:
-        handle = normalize_handle(_form(request, "handle"))
+        try:
+            fields = _fields(request)
+        except BadBody as e:
+            return _plain(request, 400, str(e))
+        handle = normalize_handle(_field(fields, "handle"))
         if not is_valid_handle(handle):
             return _plain(request, 400, "a valid handle is required")
         realm = self.realm
 
         def told(_: int) -> "Deferred[tuple[int, str]]":
-            return realm.directory.get(handle).addCallback(
-                lambda record: (200, "delivered" if record is not None and record.email_enabled else "counted"))
+            def outcome(record: Any) -> tuple[int, str]:
+                shown = record is not None and record.email_enabled
+                log.info("admin: mail notice for {handle}: {outcome}", handle=handle,
+                         outcome="delivered" if shown else "counted")
+                return 200, "accepted"
 
+            return realm.directory.get(handle).addCallback(outcome)
+
+        def unknown(failure: Failure) -> tuple[int, str]:
+            failure.trap(NoSuchAccount)
+            log.info("admin: mail notice for {handle}: no such account", handle=handle)
+            return 200, "accepted"
+
+        from_addr = _field(fields, "from_addr")
         answer = realm.services.accounts.add_unread_mail(
-            handle, _form(request, "from_name") or _form(request, "from_addr"), _form(request, "from_addr"),
-            _form(request, "subject"))
-        return _answer_later(request, answer.addCallback(told).addErrback(_service_failed(handle, "mail push")))
+            handle, _field(fields, "from_name") or from_addr, from_addr, _field(fields, "subject"))
+        answer.addCallbacks(told, unknown).addErrback(_service_failed(handle, "mail push"))
+        return _answer_later(request, answer)
 
 
 #: Operator actions on one account that online sessions must hear of:
-#: ``POST /accounts/<handle>/<action>`` (form field ``state`` on|off for mail and mobile).
+#: ``POST /accounts/<handle>/<action>`` (JSON field ``state`` on|off for mail and mobile).
 #: Creating accounts and setting passwords need no server: msnp6-admin writes those itself.
 ACCOUNT_ACTIONS = frozenset({"verify", "unverify", "delete", "mail", "mobile"})
 
 
 class AccountActions(Resource):
     """The admin CLI's way into a running server: the change goes through the same services as
-    the protocol handlers, so online sessions see it at once. Private network only (no auth)."""
+    the protocol handlers, so online sessions see it at once. 404 for no such account: only the
+    token's holder, who may list the accounts anyway, gets to ask."""
 
     isLeaf = True
 
@@ -200,8 +255,11 @@ class AccountActions(Resource):
         action = path[1].decode("ascii")
         if not is_valid_handle(handle):
             return _plain(request, 400, "a valid handle is required")
+        try:
+            state = _field(_fields(request), "state")
+        except BadBody as e:
+            return _plain(request, 400, str(e))
         accounts = self.realm.services.accounts
-        state = _form(request, "state")
         if action in ("mail", "mobile") and state not in ("on", "off"):
             return _plain(request, 400, "state must be on or off")
         if action in ("verify", "unverify"):
@@ -216,6 +274,100 @@ class AccountActions(Resource):
         return _answer_later(request, done.addCallbacks(lambda _: (200, "ok"), _service_failed(handle, action)))
 
 
+class RefusalLog:
+    """Logs a refused request once per address per window, so a flood of them cannot flood the
+    log. Remembers at most ``limit`` addresses; expired ones are dropped first."""
+
+    def __init__(self, clock: Any, window: float = REFUSAL_LOG_WINDOW, limit: int = 4096) -> None:
+        self.clock = clock
+        self.window = window
+        self.limit = limit
+        self._quiet_until: dict[str, float] = {}
+
+    def refused(self, address: str, status: int, reason: str, request: Request) -> None:
+        now = self.clock.seconds()
+        if self._quiet_until.get(address, 0.0) > now:
+            return
+        if len(self._quiet_until) >= self.limit:
+            self._quiet_until = {a: t for a, t in self._quiet_until.items() if t > now}
+            if len(self._quiet_until) >= self.limit:
+                self._quiet_until.clear()
+        self._quiet_until[address] = now + self.window
+        log.warn("admin: refused {method} {path} from {address}: {status} {reason} "
+                 "(further refusals of this address are not logged for {window:g} s)",
+                 method=_escaped(request.method), path=_escaped(request.uri), address=address,
+                 status=status, reason=reason, window=self.window)
+
+
+def _escaped(raw: bytes | None, limit: int = 120) -> str:
+    """Client bytes made safe for one log line."""
+    return (raw or b"")[:limit].decode("latin-1").encode("unicode_escape").decode("ascii")
+
+
+def _media_type(request: Request) -> str:
+    raw = request.getHeader(b"content-type") or b""
+    return raw.split(b";", 1)[0].strip().lower().decode("latin-1")
+
+
+def _has_body(request: Request) -> bool:
+    content = request.content
+    if content is None:
+        return False
+    content.seek(0, 2)
+    size = content.tell()
+    content.seek(0)
+    return size > 0
+
+
+def _own_origin(origin: bytes, host: bytes | None) -> bool:
+    """Does ``origin`` (the Origin header) name this port as the browser reached it (Host)?"""
+    return host is not None and origin.lower() in (b"http://" + host.lower(), b"https://" + host.lower())
+
+
+class AdminGuard(Resource):
+    """In front of a state-changing resource: the request must carry ``Authorization: Bearer
+    <token>`` (a header no cross-site form can set; compared in constant time), must not come
+    from another origin (``Origin``, ``Sec-Fetch-Site``), and a POST body must be JSON or empty
+    (no form or text/plain body, which a page can send without a preflight). Anything else gets
+    401, 403 or 415 with a short body, logged once per address per window."""
+
+    isLeaf = True
+
+    def __init__(self, inner: Resource, token: str, refusals: RefusalLog) -> None:
+        super().__init__()
+        self.inner = inner
+        self._token = token.encode("ascii")
+        self.refusals = refusals
+
+    def render(self, request: Request) -> Any:
+        refusal = self._refusal(request)
+        if refusal is None:
+            return self.inner.render(request)
+        status, reason = refusal
+        self.refusals.refused(str(getattr(request.getClientAddress(), "host", "?")), status, reason, request)
+        if status == 401:
+            request.setHeader(b"www-authenticate", b'Bearer realm="msnp6-admin"')
+        return _plain(request, status, reason)
+
+    def _refusal(self, request: Request) -> tuple[int, str] | None:
+        scheme, _, given = (request.getHeader(b"authorization") or b"").partition(b" ")
+        if scheme.lower() != b"bearer" or not given.strip():
+            return 401, "the admin token is required (Authorization: Bearer ...)"
+        if not hmac.compare_digest(given.strip(), self._token):
+            return 401, "wrong admin token"
+        origin = request.getHeader(b"origin")
+        if origin is not None and not _own_origin(origin, request.getHeader(b"host")):
+            return 403, "cross-origin requests are refused"
+        fetch_site = request.getHeader(b"sec-fetch-site")
+        if fetch_site is not None and fetch_site.lower() not in (b"same-origin", b"none"):
+            return 403, "cross-origin requests are refused"
+        if request.method == b"POST":
+            media_type = _media_type(request)
+            if media_type in FORM_TYPES or (media_type != "application/json" and _has_body(request)):
+                return 415, "the body must be JSON (content-type: application/json) or empty"
+        return None
+
+
 class AdminSite(Site):
     # Probes and scrapes every few seconds would drown the log in access lines.
     noisy = False
@@ -224,11 +376,16 @@ class AdminSite(Site):
         pass
 
 
-def admin_site(realm: Any, metrics: Metrics, reactor: Any) -> Site:
+def admin_site(realm: Any, metrics: Metrics, reactor: Any, token: str,
+               listening: Callable[[], bool] = lambda: True) -> Site:
+    """The admin port. /healthz, /readyz and /metrics are open (probes and scrapers, read-only,
+    no account data); /mail and /accounts want ``token``. ``listening``: are all the listeners
+    bound (/readyz answers 503 until they are)?"""
+    refusals = RefusalLog(reactor)
     root = Resource()
     root.putChild(b"healthz", Healthz())
-    root.putChild(b"readyz", Readyz(ReadinessCheck(realm, reactor)))
+    root.putChild(b"readyz", Readyz(ReadinessCheck(realm, reactor, listening=listening)))
     root.putChild(b"metrics", MetricsPage(metrics))
-    root.putChild(b"mail", MailPush(realm))
-    root.putChild(b"accounts", AccountActions(realm))
+    root.putChild(b"mail", AdminGuard(MailPush(realm), token, refusals))
+    root.putChild(b"accounts", AdminGuard(AccountActions(realm), token, refusals))
     return AdminSite(root)

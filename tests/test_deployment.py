@@ -251,6 +251,14 @@ def test_the_stack_commands_migrate_and_serve_a_login(compose, pg_schema_url, tm
             ns.login("erin@example.com", "pw")
         with urllib.request.urlopen(f"http://127.0.0.1:{server.ports['admin']}/readyz", timeout=30) as ready:
             assert ready.status == 200
+        # The admin token was made on the volume next to the key, and msnp6-admin run with the
+        # stack's environment (docker compose exec msnp6 msnp6-admin ...) finds it there.
+        token_file = Path(here["MSNP6_KEY_FILE"]).parent / "admin-token"
+        assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+        unverify = subprocess.run([_bin("msnp6-admin"), "user", "unverify", "erin@example.com", "--admin-url",
+                                   f"http://127.0.0.1:{server.ports['admin']}"],
+                                  env={**clean_environ(), **env}, capture_output=True, text=True, timeout=60)
+        assert (unverify.returncode, unverify.stderr) == (0, ""), unverify.stderr
     finally:
         code = server.stop()
     assert code == 0

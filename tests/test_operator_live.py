@@ -44,7 +44,13 @@ def people(live, accounts):
 
 def admin(live, database, key_file, *args: str, url: str | None = "live"):
     extra = ["--admin-url", f"http://127.0.0.1:{live.ports['admin']}" if url == "live" else url] if url else []
-    return run_admin(["user", *args, *extra], database.url, key_file)
+    return run_admin(["user", *args, *extra, "--admin-token-file", str(live.admin_token_file)], database.url, key_file)
+
+
+def notify(live, database, key_file, handle: str):
+    return run_admin(["mail", "notify", handle, "--from-addr", "x@example.com", "--admin-url",
+                      f"http://127.0.0.1:{live.ports['admin']}", "--admin-token-file", str(live.admin_token_file)],
+                     database.url, key_file)
 
 
 def sql_dump(store: StoreCore, handle: str, trid: int) -> list[str]:
@@ -101,15 +107,12 @@ def test_verify_mail_and_mobile_take_effect_at_once(live, people, accounts, data
     assert lines[0].startswith(f"REA {t} ") and bob.quiet() == [f"NLN NLN {alice.handle} Renamed"]
 
     admin(live, database, key_file, "mail", alice.handle, "on")
-    url = f"http://127.0.0.1:{live.ports['admin']}"
-    r = run_admin(["mail", "notify", alice.handle, "--from-addr", "x@example.com", "--admin-url", url],
-                  database.url, key_file)
-    assert r.stdout.strip() == f"{alice.handle}: delivered", r.stderr
+    r = notify(live, database, key_file, alice.handle)
+    assert r.stdout.strip() == f"{alice.handle}: accepted", r.stderr
     assert alice.c.recv().line.startswith("MSG Hotmail Hotmail ")
     admin(live, database, key_file, "mail", alice.handle, "off")
-    r = run_admin(["mail", "notify", alice.handle, "--from-addr", "x@example.com", "--admin-url", url],
-                  database.url, key_file)
-    assert r.stdout.strip() == f"{alice.handle}: counted" and alice.quiet() == []
+    r = notify(live, database, key_file, alice.handle)
+    assert r.stdout.strip() == f"{alice.handle}: accepted" and alice.quiet() == []
 
     admin(live, database, key_file, "mobile", alice.handle, "on")
     dump = [r.line for r in alice.c.sync(0)]
