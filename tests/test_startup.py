@@ -140,6 +140,13 @@ def test_the_startup_summary_names_what_runs_but_no_password(pg_schema_url, tmp_
 
 
 def _on_all_interfaces(proc: ServerProcess) -> list[str]:
+    """Client listeners on every interface (ports free on every interface, not just loopback)."""
+    import socket
+
+    for name in ("ds", "ns", "sb"):
+        with socket.socket() as s:
+            s.bind(("", 0))
+            proc.ports[name] = s.getsockname()[1]
     return [f"--{name}=tcp:{proc.ports[name]}" for name in ("ds", "ns", "sb")]
 
 
