@@ -108,3 +108,18 @@ def test_sessions_are_reproducible_from_the_seed() -> None:
 
     assert plan(3, 17) == plan(3, 17)
     assert any(plan(3, 17) != plan(3, i) for i in range(18, 30))
+
+
+def test_log_watch_follows_a_rotation(tmp_path: Path) -> None:
+    """twistd rotates its log at 1 MB: the end of the old file (now .1) and the new one are read."""
+    log = tmp_path / "msnp6.log"
+    log.write_text("2030-01-01T00:00:00+0000 [x#info] conn 1 ns 127.1.2.3:5: hello\n")
+    watch = fuzz.LogWatch(log, from_start=True)
+    assert watch.scan() == [] and watch.peers == {"1": "127.1.2.3"}
+    planted = "2030-01-01T00:00:01+0000 [x#critical] conn {n} ns: X failed\n\tTraceback (most recent call last):\n"
+    with open(log, "a") as f:
+        f.write(planted.format(n=2))
+    log.rename(tmp_path / "msnp6.log.1")
+    log.write_text(planted.format(n=3))
+    assert [a.conn for a in watch.scan()] == ["2", "3"]
+    assert watch.scan() == []

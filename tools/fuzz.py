@@ -277,6 +277,7 @@ def ns_extras(rng: random.Random, corpus: list[str]) -> list[Step]:
         Step("ns", line(f"PAG {{t}} {other} {len(text)}", text)),
         Step("ns", line("SND {t} someone@elsewhere.example 1033 MSMSGS MSMSGS")),
         Step("ns", line(f"SDC {{t}} someone@elsewhere.example 1033 MSMSGS MSMSGS X X Fuzz {len(invite)}", invite)),
+        Step("ns", line(f"SDC {{t}} 1 1033 MSMSGS MSMSGS X X Fuzz {len(invite)}", invite)),
         Step("ns", line("FND {t} fname=Fuzz lname=* city=* state=* country=US")),
         Step("ns", line(f"CHG {{t}} {rng.choice(['BSY', 'AWY', 'IDL', 'BRB', 'PHN', 'LUN', 'HDN', 'NLN'])}")),
         Step("ns", line("SYN {t} 1")),
@@ -626,6 +627,7 @@ class LogWatch:
 
     def __init__(self, path: Path, from_start: bool = False) -> None:
         self.path = path
+        self.inode = path.stat().st_ino if path.exists() else None
         self.offset = 0 if from_start or not path.exists() else path.stat().st_size
         self.peers: dict[str, str] = {}
         self.raw_lines: list[str] = []
@@ -634,11 +636,17 @@ class LogWatch:
     def scan(self) -> list[LogAlarm]:
         if not self.path.exists():
             return []
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            data = f.read()
+        inode = self.path.stat().st_ino
+        data = b""
+        if inode != self.inode:
+            # twistd rotated the log (at 1 MB): finish the old file (now PATH.1), then the new one.
+            rotated = self.path.with_name(self.path.name + ".1")
+            if self.inode is not None and rotated.exists() and rotated.stat().st_ino == self.inode:
+                data = self._read(rotated)
+            self.inode, self.offset = inode, 0
+        data += self._read(self.path)
         complete = data.rfind(b"\n") + 1  # a partial last line waits for the next look
-        self.offset += complete
+        self.offset -= len(data) - complete
         text = data[:complete].decode("utf-8", "backslashreplace")
         self.peers.update(_CONN.findall(text))
         for raw in text.splitlines():
@@ -647,6 +655,13 @@ class LogWatch:
                 if len(self.raw_lines) < 5:
                     self.raw_lines.append(repr(raw[:300]))
         return alarms(text)
+
+    def _read(self, path: Path) -> bytes:
+        with open(path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        self.offset += len(data)
+        return data
 
 
 def entries(text: str) -> list[str]:
@@ -869,8 +884,10 @@ def _command_before_500(record: list[tuple[str, bytes]]) -> str:
         if direction.endswith(">"):
             sent[name] = sent.get(name, b"") + data
         elif data.startswith(b"500 "):
-            lines = sent.get(name, b"").split(b"\n")[:-1]
-            words = lines[-1].split(b" ") if lines else [b"?"]
+            lines = [line.split(b" ") for line in sent.get(name, b"").split(b"\n")[:-1]]
+            trid = data[4:].strip()
+            # The line with the 500's TrID (later lines may have gone out before the answer came).
+            words = next((w for w in reversed(lines) if w[1:2] == [trid]), lines[-1] if lines else [b"?"])
             return f"{name} {words[0][:12].decode('utf-8', 'backslashreplace')}"
     return "?"
 
@@ -962,8 +979,8 @@ async def triage(run: Run) -> None:
         failed = re.match(r"conn N (\w+): (\S+) failed", finding.signature)
         answered = run.findings.get(f"500: 500 answer to {failed.group(1)} {failed.group(2)}") if failed else None
         if answered is not None and answered.reproducer is not None:
-            named.append(answered.reproducer)  # the 500 that this failure answered
-        for index in dict.fromkeys([*named[:3], *finding.sessions]):
+            named.insert(0, answered.reproducer)  # the session that got the 500 this failure answered
+        for index in dict.fromkeys([*named[:3], *finding.sessions[:10]]):
             if time.monotonic() > deadline:
                 return
             result = await run_session(run.target, run.args.seed, index, run.args.accounts, allowed)
