@@ -41,17 +41,20 @@ def test_bounded_run_against_a_real_server_is_clean(tmp_path: Path) -> None:
 
 
 def test_a_traceback_in_the_log_and_a_changed_canary_are_findings(tmp_path: Path) -> None:
-    """Against a running server (--target): a traceback appears in its log and the canary's BL
+    """Against a running server (--target): a traceback appears in the scanned log (a file of its
+    own: twistd writes its log at its own offset, over what others append) and the canary's BL
     loses an entry behind the server's back while the fuzzer runs; both are reported, exit 1."""
     db = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     key_file = tmp_path / "key"
     CredentialKey.load(key_file, create=True)
     server = ServerProcess(db, key_file, tmp_path / "server")
     server.start()
+    scanned = tmp_path / "scanned.log"
+    scanned.write_text("")
     try:
         proc = subprocess.Popen(
             [sys.executable, str(FUZZER), "--target", "127.0.0.1", "--ds", str(server.ports["ds"]),
-             "--ns", str(server.ports["ns"]), "--sb", str(server.ports["sb"]), "--server-log", str(server.log_file),
+             "--ns", str(server.ports["ns"]), "--sb", str(server.ports["sb"]), "--server-log", str(scanned),
              "--db", db, "--key-file", str(key_file), "--sessions", "1000000", "--max-seconds", "8",
              "--check-interval", "1", "--triage-seconds", "5", "--out", str(tmp_path / "out")],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -61,7 +64,7 @@ def test_a_traceback_in_the_log_and_a_changed_canary_are_findings(tmp_path: Path
             output.append(line)
             if line.startswith("fuzzing started"):
                 break
-        with open(server.log_file, "a") as log:
+        with open(scanned, "a") as log:
             log.write("2030-01-01T00:00:00+0000 [stub#critical] conn 1 ns: XYZ failed\n"
                       "\tTraceback (most recent call last):\n\t  File \"stub.py\", line 1, in planted\n"
                       "\tbuiltins.RuntimeError: planted\n")
