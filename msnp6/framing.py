@@ -131,6 +131,12 @@ class MsnpConnection(LineReceiver):
         """The handler table for the connection's current state (every service defines its own)."""
         return {}
 
+    @property
+    def authenticated(self) -> bool:
+        """Past its login. Before that, a failure the protocol has no answer for closes the
+        connection: a half-done login must not go on."""
+        return False
+
     def unknown_command(self, command: Command) -> None:
         """No handler in the current state. Default: drop the connection (the real servers did)."""
         raise Disconnect(f"unexpected {command.name!r}")
@@ -304,13 +310,18 @@ class MsnpConnection(LineReceiver):
             if not isinstance(error, StoreTimeout):
                 self.log.warn("conn {conn} {service}: {cmd} failed: {reason}", conn=self.conn_id,
                               service=self.service, cmd=command.name, reason=reason)
-            self.send_error(ErrorCode.INTERNAL_SERVER_ERROR, command.trid)
+            self._internal_error(command)
         else:
             self.log.failure(
                 "conn {conn} {service}: {cmd} failed", failure or Failure(error), conn=self.conn_id,
                 service=self.service, cmd=trace.escape(command.name, 16),
             )
-            self.send_error(ErrorCode.INTERNAL_SERVER_ERROR, command.trid)
+            self._internal_error(command)
+
+    def _internal_error(self, command: Command) -> None:
+        self.send_error(ErrorCode.INTERNAL_SERVER_ERROR, command.trid)
+        if not self.authenticated:
+            self.close()
 
     # -- output ------------------------------------------------------------------------------
 

@@ -49,6 +49,10 @@ class SwitchboardProtocol(MsnpConnection):
         return IN_SESSION if self.chat is not None else LOGIN
 
     @property
+    def authenticated(self) -> bool:
+        return self.handle is not None
+
+    @property
     def wire_name(self) -> str:
         """The participant's current friendly name, encoded once per rename."""
         if self.name != self._name_seen or not self._wire_name:

@@ -186,8 +186,8 @@ def test_a_command_failing_in_an_outage_logs_one_line(realm, logged, monkeypatch
     assert take_lines(t) == ["500 5", "500 6"] and not t.disconnecting
     texts = [formatEvent(e) for e in logged]
     assert not [e for e in logged if e.get("log_failure") is not None], texts
-    assert texts == ["conn {} ns: ADD failed: database unavailable: ConnectionRefusedError: connection refused"
-                     .format(ns.conn_id)] * 2
+    reason = "database unavailable: ConnectionRefusedError: connection refused"
+    assert texts == [f"conn {ns.conn_id} ns: ADD failed: {reason}"] * 2
     assert not [line for line in texts if BOB in line or "SELECT" in line]
 
 
@@ -213,3 +213,12 @@ def test_a_real_bug_still_logs_its_traceback(realm, logged, monkeypatch):
     assert take_lines(t) == ["500 5"]
     failures = [e["log_failure"] for e in logged if e.get("log_failure") is not None]
     assert len(failures) == 1 and failures[0].check(ZeroDivisionError)
+
+
+def test_a_bug_during_login_closes_the_connection(realm, logged, monkeypatch):
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(realm.key, "unseal", bug)
+    ns, t = _login(realm)
+    assert take_lines(t) == ["500 4"] and t.disconnecting and ns.handle is None
