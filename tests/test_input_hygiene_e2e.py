@@ -2,13 +2,21 @@
 before the first CHG, pages to hidden users, and what the server's log shows of all that."""
 from __future__ import annotations
 
+import contextlib
 import secrets
+import socket
+import threading
 import time
 
 import pytest
 
+from msnp6.auth import CredentialKey
+from msnp6.store.engine import make_engine
+from msnp6.store.schema import open_database, upgrade
+from msnp6.store.store import StoreCore
 from msnp6.testing import CHALLENGE_ID, MsnpClient, ServerProcess
 
+ALICE, BOB = "alice@example.com", "bob@example.com"
 PAGE = b'<TEXT xml:space="preserve">call me</TEXT>'
 
 #: Numbers Python's int() takes (or isdigit() claims) that are no MSNP number.
@@ -268,3 +276,83 @@ def test_trace_hides_an_md5_answer_sent_to_the_dispatch_server(traced):
         c.expect_closed()
     text = LogDelta(traced, 0).text(settle="-> 715 2")
     assert "<- USR 2 MD5 S <hidden>" in text and answer not in text
+
+
+# -- a database outage -----------------------------------------------------------------------------
+
+
+class CuttableProxy:
+    """A TCP relay to PostgreSQL on loopback that the test can cut: the database "goes down"."""
+
+    def __init__(self, target_port: int = 5432) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.up = True
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := a.recv(65536):
+                b.sendall(data)
+        for s in (a, b):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.up = False
+        for s in self.sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+def test_a_database_outage_logs_one_line_per_failure_and_no_traceback(pg_schema_url, key_file, tmp_path):
+    proxy = CuttableProxy()
+    url = pg_schema_url().replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/")
+    assert str(proxy.port) in url
+    upgrade(make_engine(url))
+    core, key = StoreCore(open_database(url)), CredentialKey.load(key_file)
+    for handle in (ALICE, BOB):
+        core.create_account(handle, handle, key.seal(handle, "pw"))
+    core.engine.dispose()
+    proc = ServerProcess(url, key_file, tmp_path)
+    proc.start()
+    try:
+        with proc.client() as c:
+            c.login(ALICE, "pw")
+            c.sync(0)
+            proxy.cut()
+            for trid in (10, 11, 12):
+                c.send(f"ADD {trid} FL {BOB} Bob")
+                c.expect(f"500 {trid}")
+            with proc.client() as other:
+                t, reply = other.attempt(BOB, "pw")
+                assert reply.line == f"915 {t}"
+    finally:
+        proc.stop()
+        proxy.close()
+    log = proc.log()
+    assert_no_traceback(log)
+    failed = [line for line in log.splitlines() if "failed" in line]
+    assert len(failed) == 4 and all("database unavailable" in line for line in failed), failed
+    assert not [line for line in failed if "SELECT" in line or "INSERT" in line], failed
