@@ -75,9 +75,15 @@ def md5_hex(text: str) -> str:
     return hashlib.md5(text.encode("utf-8")).hexdigest()
 
 
+def _digest_matches(expected_hex: str, answer: bytes) -> bool:
+    """Constant-time comparison on bytes: ``compare_digest`` raises on a non-ASCII str, and an
+    answer is whatever a client sent. Either hex case is accepted (bytes.lower is ASCII only)."""
+    return hmac.compare_digest(expected_hex.encode("ascii"), answer.lower())
+
+
 def md5_login_ok(password: str, salt: str, answer: str) -> bool:
-    """The client proves ``md5(salt + password)``; accept either hex case."""
-    return hmac.compare_digest(md5_hex(salt + password), answer.lower())
+    """The client proves ``md5(salt + password)``."""
+    return _digest_matches(md5_hex(salt + password), answer.encode("utf-8", "surrogateescape"))
 
 
 # MSNP6-MSNP10 challenge key pairs: public client id -> private key (protocol reference 4.23).
@@ -101,5 +107,5 @@ def challenge_answer_ok(client_id: str, challenges: tuple[str, ...], answer: byt
     key = CHALLENGE_KEYS.get(client_id)
     if key is None:
         return False
-    text = answer.decode("ascii", "replace").strip().lower()
-    return any(hmac.compare_digest(md5_hex(c + key), text) for c in challenges)
+    answer = answer.strip()
+    return any(_digest_matches(md5_hex(c + key), answer) for c in challenges)

@@ -21,7 +21,9 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .store.faults import outage_reason
 from .store.store import StoreTimeout
+from .wire import trace
 from .wire.errors import Disconnect, ErrorCode, FramingError, ProtocolError
 from .wire.lines import Command, format_error, format_line, format_payload, parse
 from .wire.payload import DEFAULT_MAX_LINE, declared_length
@@ -70,6 +72,7 @@ class MsnpConnection(LineReceiver):
     # own ~0.8 KiB dict (the idle-session memory target notices). So the base keeps its state in
     # slots, and __init__ creates LineReceiver's attributes up front.
     __slots__ = (
+        "_bad_input_logged",
         "_busy",
         "_deadline",
         "_head",
@@ -100,6 +103,7 @@ class MsnpConnection(LineReceiver):
         self.peer = "?"
         self.closing = False
         self._busy = False
+        self._bad_input_logged = False
         self._deadline: IDelayedCall | None = None
         self._out: list[bytes] = []
         #: The header of a payload command whose payload is being read, the bytes still due, and
@@ -127,15 +131,15 @@ class MsnpConnection(LineReceiver):
         """The handler table for the connection's current state (every service defines its own)."""
         return {}
 
+    @property
+    def authenticated(self) -> bool:
+        """Past its login. Before that, a failure the protocol has no answer for closes the
+        connection: a half-done login must not go on."""
+        return False
+
     def unknown_command(self, command: Command) -> None:
         """No handler in the current state. Default: drop the connection (the real servers did)."""
         raise Disconnect(f"unexpected {command.name!r}")
-
-    def redact(self, command: Command) -> str:
-        """How a received command appears in the protocol trace (hide secrets)."""
-        return " ".join(
-            [command.name] + ([str(command.trid)] if command.trid is not None else []) + list(command.args)
-        )
 
     def on_connection_lost(self) -> None:
         pass
@@ -238,8 +242,17 @@ class MsnpConnection(LineReceiver):
 
     def _framing_failed(self, why: str) -> None:
         if not self.closing:
-            self.log.info("conn {conn} {service}: closing, {why}", conn=self.conn_id, service=self.service, why=why)
+            self.log.info("conn {conn} {service} {peer}: closing, {why}", conn=self.conn_id, service=self.service,
+                          peer=self.peer, why=trace.escape(why))
             self.close()
+
+    def log_bad_input(self, what: str) -> None:
+        """Input the connection survives (answered with an error): logged once per connection,
+        so a flood of it does not become a flood of log lines. ``what`` may hold client text."""
+        if not self._bad_input_logged:
+            self._bad_input_logged = True
+            self.log.info("conn {conn} {service} {peer}: {what} (further bad input is not logged)",
+                          conn=self.conn_id, service=self.service, peer=self.peer, what=trace.escape(what))
 
     def _stop_input(self) -> None:
         """Ignore whatever was received and not handled yet (also ends LineReceiver's loop)."""
@@ -251,7 +264,8 @@ class MsnpConnection(LineReceiver):
 
     def _dispatch(self, command: Command) -> None:
         if self.realm.config.trace:
-            self.log.info("conn {conn} {service} <- {line}", conn=self.conn_id, service=self.service, line=self.redact(command))
+            self.log.info("conn {conn} {service} <- {line}", conn=self.conn_id, service=self.service,
+                          line=trace.received(command))
         try:
             handler = self.handlers().get(command.name)
             if handler is None:
@@ -287,17 +301,27 @@ class MsnpConnection(LineReceiver):
         elif isinstance(error, Disconnect):
             self.log.info(
                 "conn {conn} {service} {peer}: closing after {cmd}: {why}",
-                conn=self.conn_id, service=self.service, peer=self.peer, cmd=command.name, why=error.reason,
+                conn=self.conn_id, service=self.service, peer=self.peer, cmd=trace.escape(command.name, 16),
+                why=trace.escape(error.reason),
             )
             self.close()
-        elif isinstance(error, StoreTimeout):
-            self.send_error(ErrorCode.INTERNAL_SERVER_ERROR, command.trid)  # the store logged it
+        elif (reason := outage_reason(error)) is not None:
+            # An expected fault: one line with the reason (a StoreTimeout the store logged).
+            if not isinstance(error, StoreTimeout):
+                self.log.warn("conn {conn} {service}: {cmd} failed: {reason}", conn=self.conn_id,
+                              service=self.service, cmd=command.name, reason=reason)
+            self._internal_error(command)
         else:
             self.log.failure(
                 "conn {conn} {service}: {cmd} failed", failure or Failure(error), conn=self.conn_id,
-                service=self.service, cmd=command.name,
+                service=self.service, cmd=trace.escape(command.name, 16),
             )
-            self.send_error(ErrorCode.INTERNAL_SERVER_ERROR, command.trid)
+            self._internal_error(command)
+
+    def _internal_error(self, command: Command) -> None:
+        self.send_error(ErrorCode.INTERNAL_SERVER_ERROR, command.trid)
+        if not self.authenticated:
+            self.close()
 
     # -- output ------------------------------------------------------------------------------
 
@@ -307,8 +331,8 @@ class MsnpConnection(LineReceiver):
         if self.closing:
             return
         if self.realm.config.trace:
-            self.log.info("conn {conn} {service} -> {line}", conn=self.conn_id, service=self.service,
-                          line=data.split(b"\r\n", 1)[0].decode("utf-8", "replace"))
+            for line in trace.sent(data):
+                self.log.info("conn {conn} {service} -> {line}", conn=self.conn_id, service=self.service, line=line)
         self._out.append(data)
         if len(self._out) == 1:
             self.realm.output.schedule(self)

@@ -15,9 +15,11 @@ from .core.tickets import Ticket
 from .directory.record import PresenceRecord
 from .events import Event, NameChanged, Ring
 from .framing import Handler, MsnpConnection
+from .wire import trace
 from .wire.errors import Disconnect, ErrorCode, ProtocolError
 from .wire.lines import Command, format_line, format_payload
-from .wire.names import encode_name, is_valid_handle, normalize_handle
+from .wire.names import MAX_HANDLE_BYTES, encode_name, is_valid_handle, normalize_handle
+from .wire.numbers import parse_number
 from .wire.payload import SB_CLIENT_PAYLOAD
 
 log = Logger()
@@ -46,10 +48,9 @@ class SwitchboardProtocol(MsnpConnection):
     def handlers(self) -> dict[str, Handler]:
         return IN_SESSION if self.chat is not None else LOGIN
 
-    def redact(self, command: Command) -> str:
-        if command.name in ("USR", "ANS"):
-            return f"{command.name} {command.trid} {command.arg(0)} <cookie hidden>"
-        return super().redact(command)
+    @property
+    def authenticated(self) -> bool:
+        return self.handle is not None
 
     @property
     def wire_name(self) -> str:
@@ -77,7 +78,8 @@ class SwitchboardProtocol(MsnpConnection):
         ticket = self.realm.tickets.redeem(cookie, normalize_handle(handle), session_id)
 
         def refuse() -> ProtocolError:
-            log.info("conn {conn} sb: bad or expired cookie for {handle}", conn=self.conn_id, handle=handle[:129])
+            log.info("conn {conn} sb: bad or expired cookie for {handle}", conn=self.conn_id,
+                     handle=trace.escape(handle, MAX_HANDLE_BYTES))
             return ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
 
         if ticket is None:
@@ -115,9 +117,10 @@ class SwitchboardProtocol(MsnpConnection):
 
     def handle_ans(self, command: Command) -> "Deferred[None]":
         """``ANS t handle cookie session-id`` (callee path): IRO per member, ANS OK, JOI to them."""
-        if command.trid is None or len(command.args) != 3 or not command.args[2].isdigit():
+        session_id = parse_number(command.args[2]) if len(command.args) == 3 else None
+        if command.trid is None or session_id is None:
             raise Disconnect("malformed ANS")
-        trid, session_id = command.trid, int(command.args[2])
+        trid = command.trid
 
         def join(ticket: Ticket) -> None:
             chat = self.realm.chats.get(session_id)

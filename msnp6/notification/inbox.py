@@ -35,6 +35,10 @@ _last_presence: tuple[ev.PresenceChanged | None, bytes] = (None, b"")
 
 def _presence(conn: "NotificationProtocol", e: ev.PresenceChanged) -> None:
     global _last_presence
+    if conn.status is None:
+        # Offline until its first CHG (notification.md 1.4, 3): that CHG's ILN burst shows
+        # what is online then; nothing before it.
+        return
     event, line = _last_presence
     if event is not e:
         if e.status == "FLN":

@@ -17,6 +17,7 @@ from ..wire import sync
 from ..wire.errors import Disconnect, ErrorCode, ProtocolError
 from ..wire.lines import Command
 from ..wire.names import decode_name, encode_name, encoded_name_fits, is_valid_handle, normalize_handle
+from ..wire.numbers import parse_number
 from . import presence
 from .state import SessionState
 
@@ -80,9 +81,9 @@ def listing(conn: "NotificationProtocol") -> "Deferred[sync.Listing]":
 
 def handle_syn(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
     trid = _need_trid(command, 1)
-    if not command.args[0].isdigit():
+    cached = parse_number(command.args[0])
+    if cached is None:
         raise Disconnect("malformed SYN")
-    cached = int(command.args[0])
     conn.synced = True
 
     def answer(listing: sync.Listing) -> None:

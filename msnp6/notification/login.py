@@ -11,8 +11,8 @@ from twisted.python.failure import Failure
 
 from ..auth import SealedWithOtherKey, md5_login_ok, new_salt
 from ..negotiation import login_handle, require_version
+from ..store.faults import log_store_failure
 from ..store.records import AccountRecord, SyncSnapshot
-from ..store.store import StoreTimeout
 from ..wire.errors import Disconnect, ErrorCode, ProtocolError
 from ..wire.hotmail import Profile, profile_payload
 from ..wire.lines import Command
@@ -66,8 +66,7 @@ _UNAVAILABLE = _StoreUnavailable()
 
 
 def _lookup_failed(failure: Failure, handle: str) -> _StoreUnavailable:
-    if not failure.check(StoreTimeout):  # the store logged that one already
-        log.failure("login of {handle}: the store failed", failure, handle=handle)
+    log_store_failure(log, failure, "login of {handle}: the store failed", handle=handle)
     return _UNAVAILABLE
 
 
@@ -75,8 +74,7 @@ def _store_failed(conn: "NotificationProtocol", failure: Failure, handle: str) -
     """The database failed during a login: log it, answer "server unavailable" and close."""
     if failure.check(ProtocolError):
         return failure
-    if not failure.check(StoreTimeout):  # the store logged that one already
-        log.failure("login of {handle}: the store failed", failure, handle=handle)
+    log_store_failure(log, failure, "login of {handle}: the store failed", handle=handle)
     return Failure(_unavailable(conn))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.logger import Logger
 
 from ..directory.record import PresenceRecord
 from ..events import Event, SignedInElsewhere
@@ -20,10 +19,10 @@ from . import challenges, chat, extras, inbox, lists, login, presence, services
 from .state import SessionState
 from .stream import ChangeStream
 
-log = Logger()
-
-
 _EMPTY: frozenset[str] = frozenset()
+
+#: What only the server sends: a client sending one is disconnected.
+SERVER_ONLY = frozenset({"MSG", "RNG", "NLN", "ILN", "FLN", "BPR", "NOT", "IPG", "CHL", "QNG"})
 
 
 def _frozen(entries: dict[str, str]) -> frozenset[str]:
@@ -70,18 +69,14 @@ class NotificationProtocol(MsnpConnection):
         return AUTHENTICATED if self.state is not None else LOGIN_STAGE
 
     def unknown_command(self, command: Command) -> None:
-        if not self.authenticated:
-            # Before login the real servers dropped the connection without an answer.
+        if not self.authenticated or command.name in SERVER_ONLY:
+            # Before login the real servers dropped the connection without an answer; so they
+            # did for a server-only command at any time (notification.md 1.1, 4.10, 4.19). The
+            # close comes before anything after the line is read: a MSG's body is never taken
+            # for commands.
             super().unknown_command(command)
-        log.info("conn {conn}: unknown command {cmd!r}", conn=self.conn_id, cmd=command.name[:16])
+        self.log_bad_input(f"unknown command {command.name[:16]!r}")
         raise ProtocolError(ErrorCode.SYNTAX_ERROR)
-
-    def redact(self, command: Command) -> str:
-        if command.name == "USR" and command.arg(1) == "S":
-            return f"USR {command.trid} MD5 S <answer hidden>"
-        if command.name == "QRY":
-            return f"QRY {command.trid} {command.arg(0)} <answer hidden>"
-        return super().redact(command)
 
     @property
     def stream(self) -> ChangeStream:

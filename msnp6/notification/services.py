@@ -18,6 +18,7 @@ from ..wire.errors import Disconnect, ErrorCode, ProtocolError
 from ..wire.hotmail import initial_mail_payload
 from ..wire.lines import Command
 from ..wire.names import is_valid_handle, normalize_handle
+from ..wire.numbers import parse_number
 
 if TYPE_CHECKING:
     from .protocol import NotificationProtocol
@@ -114,8 +115,8 @@ def handle_sdc(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     if command.trid is None or len(command.args) < 3:
         raise Disconnect("malformed SDC")
     target = command.args[0]
-    if target.isdigit():  # an index into this connection's last FND results
-        index = int(target)
+    index = parse_number(target)
+    if index is not None:  # an index into this connection's last FND results
         if not 1 <= index <= len(conn.directory_hits):
             raise ProtocolError(ErrorCode.INVALID_PARAMETER)
         recipient = conn.directory_hits[index - 1].handle
@@ -185,8 +186,10 @@ def handle_pag(conn: "NotificationProtocol", command: Command) -> "Deferred[None
 
     def deliver(target: PresenceRecord | None) -> None:
         dialect = SUPPORTED.get(target.dialect) if target is not None else None
+        # Offline, hidden, blocking or unable to take pages all look the same (217), as for CAL:
+        # a page must not reveal who hides.
         if (target is None or dialect is None or not dialect.incoming_pages or not target.mobile_allowed
-                or not target.allows(me)):
+                or not target.seen_by(me)):
             raise ProtocolError(ErrorCode.PRINCIPAL_NOT_ONLINE)
         conn.realm.bus.publish([target_handle], PageArrived(me, conn.account_id, page.text))
 

@@ -27,6 +27,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ..store.faults import log_store_failure
 from ..store.records import SyncSnapshot
 from .state import SessionState
 
@@ -145,6 +146,7 @@ class ChangeStream:
 
     def _reload_failed(self, failure: Failure) -> None:
         self._reload = None
-        log.failure("conn {conn}: reloading the lists failed; trying again later", failure, conn=self._conn.conn_id)
+        log_store_failure(log, failure, "conn {conn}: reloading the lists failed; trying again later",
+                          conn=self._conn.conn_id)
         if not self._conn.closing and self._timer is None:
             self._timer = self._conn.realm.clock.callLater(self._conn.realm.config.gap_timeout, self._gap_expired)

@@ -5,7 +5,9 @@ from collections.abc import Iterable
 
 import attrs
 
-MAX_TRID = 2**32 - 1
+from .numbers import MAX_UINT32, parse_number
+
+MAX_TRID = MAX_UINT32
 
 
 @attrs.frozen(slots=True)
@@ -32,13 +34,10 @@ def parse(line: bytes) -> Command:
     if not tokens:
         return Command("", None, ())
     name = tokens[0]
-    trid: int | None = None
     rest = tokens[1:]
-    if rest and rest[0].isdigit() and rest[0].isascii():
-        value = int(rest[0])
-        if value <= MAX_TRID:
-            trid = value
-            rest = rest[1:]
+    trid = parse_number(rest[0], MAX_TRID) if rest else None
+    if trid is not None:
+        rest = rest[1:]
     return Command(name, trid, tuple(rest))
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .errors import FramingError
 from .lines import Command
+from .numbers import parse_number
 
 #: Client-to-server payload commands (the last argument is the byte length).
 NS_CLIENT_PAYLOAD = frozenset({"QRY", "PAG", "SDC"})
@@ -24,10 +25,9 @@ def declared_length(command: Command, max_payload: int) -> int:
     Raises FramingError when it is missing, not a plain ASCII number, or over ``max_payload``:
     the stream cannot be framed past such a header.
     """
-    last = command.args[-1] if command.args else ""
-    if not (last.isdigit() and last.isascii()):
+    length = parse_number(command.args[-1]) if command.args else None
+    if length is None:
         raise FramingError(f"{command.name} without a byte length")
-    length = int(last)
     if length > max_payload:
         raise FramingError(f"{command.name} payload of {length} bytes is over the cap")
     return length
