@@ -21,6 +21,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from .metrics import Metrics
 from .services import NoSuchAccount
+from .store.faults import log_store_failure
 from .store.schema import current_revision, head_revision
 from .wire.names import is_valid_handle, normalize_handle
 
@@ -180,7 +181,7 @@ def _service_failed(handle: str, what: str) -> Callable[[Failure], tuple[int, st
     def failed(failure: Failure) -> tuple[int, str]:
         if failure.check(NoSuchAccount):
             return 404, f"no account {handle}"
-        log.failure("{what} for {handle} failed", failure, what=what, handle=handle)
+        log_store_failure(log, failure, "{action} for {handle} failed", action=what, handle=handle)
         return 500, "the store failed"
 
     return failed
