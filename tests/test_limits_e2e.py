@@ -3,6 +3,7 @@ and MSNP6_LIMITS (cal, rename, xfr-sb, cookies-user, fl, login-account), and the
 (connections-address, prelogin-total), each counted in /metrics as msnp6_limited_total{limit}."""
 from __future__ import annotations
 
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,16 +20,28 @@ from msnp6.testing import ConnectionClosed, MsnpClient, ServerProcess, md5_hex
 VERSIONS = "MSNP6 MSNP5 MSNP4 CVR0"
 
 
-def limited(server: ServerProcess) -> dict[str, float]:
-    """msnp6_limited_total by limit name (empty when the server has no such metric)."""
+def metric(server: ServerProcess, name: str, label: str) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{server.ports['admin']}/metrics", timeout=30) as r:
         body = r.read().decode()
     return {
-        s.labels["limit"]: s.value
+        s.labels[label]: s.value
         for family in text_string_to_metric_families(body)
         for s in family.samples
-        if s.name == "msnp6_limited_total"
+        if s.name == name
     }
+
+
+def limited(server: ServerProcess) -> dict[str, float]:
+    """msnp6_limited_total by limit name (empty when the server has no such metric)."""
+    return metric(server, "msnp6_limited_total", "limit")
+
+
+def wait_for_no_connections(server: ServerProcess, timeout: float = 20.0) -> None:
+    """Until the server has seen the end of every connection (start() probes its ports)."""
+    deadline = time.monotonic() + timeout
+    while sum(metric(server, "msnp6_connections", "service").values()):
+        assert time.monotonic() < deadline, "the start-up probes' connections never went"
+        time.sleep(0.05)
 
 
 def sqlite_server(tmp_path: Path, key_file: Path, extra_args: list[str], env: dict[str, str] | None = None
@@ -198,6 +211,7 @@ def test_successful_logins_give_their_attempt_back(tuned):
 def capped(key_file: Path, tmp_path: Path) -> Iterator[tuple[ServerProcess, Accounts]]:
     proc, accounts = sqlite_server(tmp_path, key_file,
                                    ["--limit", "connections-address=3", "--limit", "prelogin-total=5"])
+    wait_for_no_connections(proc)  # they count as pre-login until the server sees them go
     yield proc, accounts
     proc.stop()
 
