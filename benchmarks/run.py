@@ -59,7 +59,8 @@ class Server:
             venv_bin("twistd"), "-n", "--pidfile=", f"--logfile={self.log_file}", "msnp6",
             "--db", db, "--key-file", str(key_file), "--public-host", "127.0.0.1",
             *(f"--{name}=tcp:{port}:interface=127.0.0.1" for name, port in self.ports.items()),
-            "--challenge-timeout", "600", *extra,
+            # Every simulated client comes from 127.0.0.1: lift the per-address connection cap.
+            "--challenge-timeout", "600", "--limit", "connections-address=1000000", *extra,
         ])
         self.workdir = workdir
         self.proc: subprocess.Popen[bytes] | None = None

@@ -80,11 +80,13 @@ class MsnpConnection(LineReceiver):
         "_need",
         "_out",
         "_parts",
+        "_prelogin",
         "_reading_stopped",
         "_sock",
         "_unsent",
         "closing",
         "conn_id",
+        "host",
         "peer",
         "realm",
     )
@@ -101,7 +103,11 @@ class MsnpConnection(LineReceiver):
         self.realm = realm
         self.conn_id = 0
         self.peer = "?"
+        self.host = "?"
         self.closing = False
+        #: Counted in the realm's pre-login connections (from connectionMade until the login or
+        #: the close).
+        self._prelogin = False
         self._busy = False
         self._bad_input_logged = False
         self._deadline: IDelayedCall | None = None
@@ -150,7 +156,8 @@ class MsnpConnection(LineReceiver):
         self.conn_id = next(_connection_ids)
         transport: Any = self.transport
         peer = transport.getPeer()
-        self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
+        self.host = str(getattr(peer, "host", "?"))
+        self.peer = f"{self.host}:{getattr(peer, 'port', '?')}"
         set_nodelay = getattr(transport, "setTcpNoDelay", None)
         if set_nodelay is not None:
             set_nodelay(True)  # design.md section 8: Nagle + delayed ACK cost 40 ms per exchange
@@ -166,6 +173,7 @@ class MsnpConnection(LineReceiver):
         timeout = self.realm.config.login_timeout
         if timeout:
             self._deadline = self.realm.clock.callLater(timeout, self._login_deadline_passed)
+        self._prelogin = True
         self.realm.connection_opened(self)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
@@ -392,9 +400,14 @@ class MsnpConnection(LineReceiver):
     # -- login deadline ----------------------------------------------------------------------
 
     def cancel_login_deadline(self) -> None:
+        """The login is done (or the connection is closing): no deadline, and no longer counted
+        as a pre-login connection."""
         if self._deadline is not None and self._deadline.active():
             self._deadline.cancel()
         self._deadline = None
+        if self._prelogin:
+            self._prelogin = False
+            self.realm.login_finished(self)
 
     def _login_deadline_passed(self) -> None:
         self._deadline = None
@@ -442,5 +455,9 @@ class RealmFactory(Factory):
         self.protocol_class = protocol_class
         self.realm = realm
 
-    def buildProtocol(self, addr: Any) -> MsnpConnection:
+    def buildProtocol(self, addr: Any) -> MsnpConnection | None:
+        # Over a connection cap (per address, or pre-login node-wide) the connection is closed at
+        # once by the listener (None), before any protocol state or timer exists for it.
+        if not self.realm.admit(str(getattr(addr, "host", "?"))):
+            return None
         return self.protocol_class(self.realm)

@@ -13,6 +13,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
+from .core.limits import NAMES as LIMIT_NAMES
+
 #: Store calls take from well under a millisecond (SQLite, warm cache) to seconds (a stuck
 #: PostgreSQL); the buckets cover both ends.
 STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -44,6 +46,12 @@ class RealmCollector:
         for code, n in sorted(realm.errors_sent.items()):
             errors.add_metric([str(int(code))], n)
         yield errors
+        limited = CounterMetricFamily("msnp6_limited", "Requests and connections refused by a limit, by limit name.",
+                                      labels=["limit"])
+        counts = realm.refusals.counts
+        for name in LIMIT_NAMES:
+            limited.add_metric([name], counts[name])
+        yield limited
 
 
 class Metrics:

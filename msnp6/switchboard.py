@@ -170,6 +170,7 @@ class SwitchboardProtocol(MsnpConnection):
         if callee in chat.members or callee in chat.invited:
             raise ProtocolError(ErrorCode.ALREADY_THERE)
         if not self.realm.calls.allow(me):
+            self.realm.limited("cal", me)
             raise ProtocolError(ErrorCode.CALLING_TOO_RAPIDLY)
 
         def ring(target: PresenceRecord | None) -> None:
@@ -180,7 +181,8 @@ class SwitchboardProtocol(MsnpConnection):
                 return  # left the session meanwhile
             if callee in chat.members or callee in chat.invited:
                 raise ProtocolError(ErrorCode.ALREADY_THERE)
-            if len(chat.members) + len(chat.invited) >= self.realm.config.sb_max_participants:
+            if len(chat.members) + len(chat.invited) >= self.realm.config.limits["sb-participants"].count:
+                self.realm.limited("sb-participants", me)
                 raise ProtocolError(ErrorCode.SWITCHBOARD_FAILED)
             ticket = self.realm.tickets.issue(callee, target.dialect, chat.id, target.name)
             chat.invited[callee] = ticket.cookie

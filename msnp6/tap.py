@@ -14,6 +14,7 @@ from twisted.python import usage
 
 from .admin_token import AdminTokenError, load_token, token_source
 from .auth import CredentialKey, CredentialKeyError
+from .core.limits import LimitError, Limits, parse_list
 from .core.realm import Config, Realm
 from .dispatch import DispatchProtocol
 from .framing import RealmFactory
@@ -43,6 +44,8 @@ ENV_DEFAULTS = {
     "admin": ("MSNP6_ADMIN", ""),
     "log-format": ("MSNP6_LOG_FORMAT", "text"),
 }
+#: The environment twin of --limit: ``cal=20/10,rename=5/30``; a --limit for the same name wins.
+LIMITS_VARIABLE = "MSNP6_LIMITS"
 
 
 class Options(usage.Options):
@@ -73,6 +76,15 @@ class Options(usage.Options):
     ]
     optFlags = [["trace", None, "Log every protocol line (passwords and answers are never logged)"]]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self["limit"] = []
+
+    def opt_limit(self, item: str) -> None:
+        """NAME=N/SECONDS (a rate) or NAME=N (a cap); repeatable, and wins over $MSNP6_LIMITS
+        (the same items, comma-separated). Names and defaults: README.md, "Limits"."""
+        self["limit"].append(item)
+
     def postOptions(self) -> None:
         if not self["db"]:
             self["db"] = default_db_url()
@@ -80,6 +92,11 @@ class Options(usage.Options):
         for name, (variable, default) in ENV_DEFAULTS.items():
             if self[name] is None:
                 self[name] = os.environ.get(variable) or default
+        try:
+            self["limits"] = Limits().overridden(
+                [*parse_list(os.environ.get(LIMITS_VARIABLE, "")), *self["limit"]])
+        except LimitError as e:
+            raise usage.UsageError(f"--limit / ${LIMITS_VARIABLE}: {e}") from None
         if self["store-timeout"] < 0:
             raise usage.UsageError("--store-timeout must be 0 or more")
         if self["log-format"] not in LOGGERS:
@@ -181,6 +198,7 @@ def make_config(options: Options) -> Config:
         trace=bool(options["trace"]),
         web_base_url=options["web-base-url"],
         store_timeout=options["store-timeout"],
+        limits=options["limits"],
     )
 
 

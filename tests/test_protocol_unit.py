@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from twisted.internet.defer import Deferred
 
+from msnp6.core.limits import Limit
 from msnp6.dispatch import DispatchProtocol
 from msnp6.events import ReverseListChanged
 from msnp6.notification import NotificationProtocol
@@ -111,7 +112,7 @@ def test_second_login_replaces_the_first_in_the_registry(realm):
 
 
 def test_full_list_gets_210(realm):
-    realm.config.list_limits = {"FL": 2, "AL": 1, "BL": 1}
+    realm.config.limits = realm.config.limits.replace(fl=Limit(2), al=Limit(1), bl=Limit(1))
     for handle in ("b@example.com", "c@example.com", "d@example.com"):
         realm.store.core.create_account(handle, handle, realm.key.seal(handle, "pw"))
     ns, t = login(realm)

@@ -112,6 +112,7 @@ class FakeConnection:
     def __init__(self, realm: Realm, service: str) -> None:
         self.realm = realm
         self.service = service
+        self.host = "127.0.0.1"
         self.transport = FakeTransport()
         self.said: list[str] = []
         realm.connection_opened(self)

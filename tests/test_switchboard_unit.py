@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from twisted.internet.task import Clock
 
+from msnp6.core.limits import Limit, Limits
 from msnp6.core.tickets import TicketBook
 from msnp6.notification import NotificationProtocol
 from msnp6.switchboard import SwitchboardProtocol
@@ -13,7 +14,8 @@ from msnp6.testing import connect, md5_hex, take_lines, unit_realm
 @pytest.fixture
 def realm(tmp_path):
     people = {f"{n}@example.com": n.upper() for n in ("a", "b", "c", "d")}
-    return unit_realm(tmp_path, people, sb_max_participants=3, sb_idle_timeout=600)
+    return unit_realm(tmp_path, people, limits=Limits().replace(sb_participants=Limit(3)),
+                      sb_idle_timeout=600)
 
 
 take = take_lines

@@ -1,42 +1,93 @@
-"""Sliding-window counters: too many events per key within a window -> refuse (login failures,
-renames, switchboard calls)."""
+"""Sliding-window counters: too many events per key within a window -> refuse (login attempts,
+renames, switchboard calls); and the record of refusals (counted for metrics, logged once per
+offender per window)."""
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from typing import Any
+
+from twisted.logger import Logger
+
+from .limits import Limit
+
+log = Logger()
+
+#: How long a refusal under a cap (a limit without a window) stays logged for its offender.
+CAP_LOG_WINDOW = 60.0
 
 
 class WindowCounter:
+    """Events per key within the last ``window`` seconds.
+
+    Every event also goes into one queue in time order; each call first expires that queue from
+    its front. The window is the same for every key, so that is all the expiry there is: O(1)
+    amortized per call however many keys are live, and memory holds only the window's events.
+    """
+
     def __init__(self, clock: Any, limit: int, window: float) -> None:
         self._clock = clock
         self._limit = limit
         self._window = window
         self._events: dict[str, deque[float]] = {}
+        self._order: deque[tuple[float, str]] = deque()
 
-    def _recent(self, key: str) -> int:
-        times = self._events.get(key)
-        if times is None:
-            return 0
+    def _expire(self) -> None:
         oldest = self._clock.seconds() - self._window
-        while times and times[0] <= oldest:
-            times.popleft()
-        if not times:
-            del self._events[key]
-        return len(times)
+        order, events = self._order, self._events
+        while order and order[0][0] <= oldest:
+            _, key = order.popleft()
+            times = events.get(key)
+            # A released event leaves its entry here with no time behind it: then nothing to drop.
+            if times and times[0] <= oldest:
+                times.popleft()
+            if times is not None and not times:
+                del events[key]
+
+    def count(self, key: str) -> int:
+        self._expire()
+        times = self._events.get(key)
+        return 0 if times is None else len(times)
 
     def blocked(self, key: str) -> bool:
-        return self._recent(key) >= self._limit
+        return self.count(key) >= self._limit
 
     def record(self, key: str) -> None:
-        self._recent(key)
-        self._events.setdefault(key, deque()).append(self._clock.seconds())
-        if len(self._events) > 10_000:  # keep memory bounded under a spray of keys
-            for stale in list(self._events):
-                self._recent(stale)
+        self._expire()
+        now = self._clock.seconds()
+        self._events.setdefault(key, deque()).append(now)
+        self._order.append((now, key))
 
     def allow(self, key: str) -> bool:
-        """Record an attempt unless the key is already at its limit."""
+        """Record an attempt unless the key is already at its limit (check and count are one step,
+        so attempts still in progress hold their slot)."""
         if self.blocked(key):
             return False
         self.record(key)
         return True
+
+    def release(self, key: str) -> None:
+        """Give back the key's most recent slot (an attempt that turned out not to count)."""
+        times = self._events.get(key)
+        if times:
+            times.pop()
+            if not times:
+                del self._events[key]
+
+
+class Refusals:
+    """What each limit refused: counts by limit name (read by /metrics at scrape time) and one log
+    line per limit and offender per window, so a flood does not become a log flood."""
+
+    def __init__(self, clock: Any, limits: Any) -> None:
+        self._clock = clock
+        self.counts: Counter[str] = Counter()
+        self._logged: dict[str, WindowCounter] = {}
+        for name, limit in limits.values.items():
+            window = limit.window if limit.window is not None else CAP_LOG_WINDOW
+            self._logged[name] = WindowCounter(clock, 1, window)
+
+    def refused(self, name: str, offender: str, limit: Limit) -> None:
+        self.counts[name] += 1
+        if self._logged[name].allow(offender):
+            log.info("limit {limit} ({value}) reached by {offender}; refusing (logged once per window)",
+                     limit=name, value=str(limit), offender=offender)

@@ -15,8 +15,9 @@ from ..directory.memory import MemoryDirectory
 from ..framing import OutputFlusher
 from ..services import AccountService, ListService, Services
 from .chats import ChatRegistry
+from .limits import Limits
 from .node import LocalNode
-from .ratelimit import WindowCounter
+from .ratelimit import Refusals, WindowCounter
 from .tickets import TicketBook
 
 
@@ -32,25 +33,8 @@ class Config:
     challenge_delay: float = 1.0
     #: Seconds a client has to answer CHL with a valid QRY.
     challenge_timeout: float = 50.0
-    #: Failed MD5 logins allowed per account, and per client address (higher: NAT and shared
-    #: hosts put many people behind one address), within ``failure_window`` seconds.
-    failure_limit: int = 10
-    address_failure_limit: int = 100
-    failure_window: float = 300.0
-    #: Most entries per list (notification.md 1.3: FL was 150 in 2003, 600 by 2005; AL and
-    #: BL must hold everyone who adds you when GTC is N).
-    list_limits: dict[str, int] = attrs.field(factory=lambda: {"FL": 600, "AL": 1000, "BL": 1000})
-    #: Own renames allowed per ``rename_window`` seconds before 800.
-    rename_limit: int = 5
-    rename_window: float = 30.0
-    #: Switchboard CALs allowed per ``call_window`` seconds before 713 (calling too rapidly).
-    call_limit: int = 20
-    call_window: float = 10.0
-    #: E-mail invitations (SND/SDC) per hour, and mobile pages per minute, before 800.
-    invitation_limit: int = 20
-    page_limit: int = 10
-    #: Most people in one switchboard session (the reference knows no hard limit; "used to be five").
-    sb_max_participants: int = 20
+    #: Every operator-tunable limit (login attempts, rates, caps, list sizes): see core/limits.py.
+    limits: Limits = attrs.field(factory=Limits)
     #: Seconds without a message before a switchboard session is closed with ``BYE handle 1``.
     sb_idle_timeout: float = 1800.0
     #: Base of the web links the server hands out (CVR download page, URL services).
@@ -85,12 +69,19 @@ class Realm:
         self.output: OutputFlusher = OutputFlusher(clock)
         self.tickets = TicketBook(clock)
         self.chats: ChatRegistry[Any] = ChatRegistry()
-        self.account_failures = WindowCounter(clock, config.failure_limit, config.failure_window)
-        self.address_failures = WindowCounter(clock, config.address_failure_limit, config.failure_window)
-        self.renames = WindowCounter(clock, config.rename_limit, config.rename_window)
-        self.calls = WindowCounter(clock, config.call_limit, config.call_window)
-        self.invitations = WindowCounter(clock, config.invitation_limit, 3600.0)
-        self.pages = WindowCounter(clock, config.page_limit, 60.0)
+        limits = config.limits
+        self.account_failures = self._window_counter("login-account")
+        self.address_failures = self._window_counter("login-address")
+        self.renames = self._window_counter("rename")
+        self.calls = self._window_counter("cal")
+        self.invitations = self._window_counter("invitation")
+        self.pages = self._window_counter("page")
+        self.switchboard_requests = self._window_counter("xfr-sb")
+        #: Refusals by limit name, for metrics; each logged once per offender per window.
+        self.refusals = Refusals(clock, limits)
+        #: Open connections per client address, and connections not logged in yet (this node).
+        self.per_address: Counter[str] = Counter()
+        self.prelogin = 0
         self.connections: dict[str, set[Any]] = {"ds": set(), "ns": set(), "sb": set()}
         self.errors_sent: Counter[int] = Counter()
         #: Named event counts (login_ok, login_failed, messages_relayed, ...) for metrics.
@@ -104,11 +95,43 @@ class Realm:
     def address(self, service: str) -> str:
         return f"{self.config.public_host}:{self.ports[service]}"
 
+    def _window_counter(self, name: str) -> WindowCounter:
+        limit = self.config.limits[name]
+        assert limit.window is not None
+        return WindowCounter(self.clock, limit.count, limit.window)
+
+    def limited(self, name: str, offender: str) -> None:
+        """A limit refused something: count it (metrics) and log it once per offender per window."""
+        self.refusals.refused(name, offender, self.config.limits[name])
+
+    def admit(self, host: str) -> bool:
+        """May a new connection from ``host`` open? No once the address holds ``connections-address``
+        connections or the node ``prelogin-total`` connections not logged in yet."""
+        limits = self.config.limits
+        if self.per_address[host] >= limits["connections-address"].count:
+            self.limited("connections-address", host)
+            return False
+        if self.prelogin >= limits["prelogin-total"].count:
+            self.limited("prelogin-total", host)
+            return False
+        return True
+
     def connection_opened(self, conn: Any) -> None:
         self.connections[conn.service].add(conn)
+        self.per_address[conn.host] += 1
+        self.prelogin += 1
+
+    def login_finished(self, conn: Any) -> None:
+        """The connection logged in, or is closing before it did: it no longer counts as pre-login."""
+        self.prelogin -= 1
 
     def connection_closed(self, conn: Any) -> None:
         self.connections[conn.service].discard(conn)
+        left = self.per_address[conn.host] - 1
+        if left > 0:
+            self.per_address[conn.host] = left
+        else:
+            del self.per_address[conn.host]
 
     def error_sent(self, conn: Any, code: int) -> None:
         self.errors_sent[code] += 1

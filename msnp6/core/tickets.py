@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+from collections import Counter, OrderedDict
 from typing import Any
 
 import attrs
@@ -20,22 +21,30 @@ class Ticket:
 
 
 class TicketBook:
+    """Live cookies in issue order. Every ticket lives ``lifetime`` seconds, so they expire in that
+    order too: each operation drops expired tickets from the front, O(1) amortized however many
+    are live. ``held_by`` counts an account's own (XFR SB) tickets for the per-user cap."""
+
     def __init__(self, clock: Any, lifetime: float = 120.0) -> None:
         self._clock = clock
         self._lifetime = lifetime
-        self._tickets: dict[str, Ticket] = {}
+        self._tickets: OrderedDict[str, Ticket] = OrderedDict()
+        self._held: Counter[str] = Counter()
 
     def issue(self, handle: str, dialect: str, session_id: int | None = None, name: str = "") -> Ticket:
-        self._prune()
+        self._expire()
         # Shaped like the real ones (digits.unixtime.digits) but with 64 random bits.
         cookie = f"{secrets.randbelow(10**10)}.{int(self._clock.seconds())}.{secrets.randbelow(10**10)}"
         ticket = Ticket(cookie, handle, session_id, dialect, self._clock.seconds() + self._lifetime, name)
         self._tickets[cookie] = ticket
+        if session_id is None:
+            self._held[handle] += 1
         return ticket
 
     def redeem(self, cookie: str, handle: str, session_id: int | None = None) -> Ticket | None:
         """Use a cookie up: it must exist, be unexpired and match the handle and session."""
-        ticket = self._tickets.pop(cookie, None)
+        self._expire()
+        ticket = self._take(cookie)
         if ticket is None or ticket.expires < self._clock.seconds():
             return None
         if ticket.handle != handle or ticket.session_id != session_id:
@@ -47,13 +56,31 @@ class TicketBook:
         return ticket is not None and ticket.expires >= self._clock.seconds()
 
     def revoke(self, cookie: str) -> None:
-        self._tickets.pop(cookie, None)
+        self._take(cookie)
 
-    def _prune(self) -> None:
+    def held_by(self, handle: str) -> int:
+        """Live XFR SB tickets of ``handle`` (issued to it for a session of its own)."""
+        self._expire()
+        return self._held.get(handle, 0)
+
+    def _take(self, cookie: str) -> Ticket | None:
+        ticket = self._tickets.pop(cookie, None)
+        if ticket is not None and ticket.session_id is None:
+            left = self._held[ticket.handle] - 1
+            if left > 0:
+                self._held[ticket.handle] = left
+            else:
+                del self._held[ticket.handle]
+        return ticket
+
+    def _expire(self) -> None:
         now = self._clock.seconds()
-        if len(self._tickets) > 1024:
-            for cookie in [c for c, t in self._tickets.items() if t.expires < now]:
-                del self._tickets[cookie]
+        tickets = self._tickets
+        while tickets:
+            cookie = next(iter(tickets))  # O(1): OrderedDict keeps a linked list, no holes to skip
+            if tickets[cookie].expires >= now:
+                break
+            self._take(cookie)
 
     def __len__(self) -> int:
         return len(self._tickets)

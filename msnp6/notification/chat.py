@@ -20,5 +20,14 @@ def handle_xfr(conn: "NotificationProtocol", command: Command) -> None:
     if not is_visible(conn.status):
         raise ProtocolError(ErrorCode.NOT_ALLOWED_WHEN_OFFLINE)
     assert conn.state is not None and conn.dialect is not None
+    realm, me = conn.realm, conn.state.handle
+    # Each XFR SB makes a cookie: a rate per account, and a cap on the cookies one account holds
+    # unused, so nobody can fill the node's memory with them (800: XFR SB too fast).
+    if realm.tickets.held_by(me) >= realm.config.limits["cookies-user"].count:
+        realm.limited("cookies-user", me)
+        raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
+    if not realm.switchboard_requests.allow(me):
+        realm.limited("xfr-sb", me)
+        raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
     ticket = conn.realm.tickets.issue(conn.state.handle, conn.dialect.name, name=conn.state.name)
     conn.send("XFR", command.trid, "SB", conn.realm.address("sb"), "CKI", ticket.cookie)

@@ -163,7 +163,12 @@ def handle_add(conn: "NotificationProtocol", command: Command) -> "Deferred[None
 
         return conn.realm.directory.get(contact).addCallback(show)
 
-    return conn.realm.services.lists.add(conn.actor, list_name, contact, name).addCallbacks(added, _refused)
+    def refused(failure: Failure) -> None:
+        if isinstance(failure.value, ListRefused) and failure.value.code == ErrorCode.LIST_FULL:
+            conn.realm.limited(list_name.lower(), me)
+        _refused(failure)
+
+    return conn.realm.services.lists.add(conn.actor, list_name, contact, name).addCallbacks(added, refused)
 
 
 def handle_rem(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
@@ -240,6 +245,7 @@ def handle_rea(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     if not state.verified:
         raise ProtocolError(ErrorCode.INVALID_FRIENDLY_NAME)  # the client locks the name anyway
     if not conn.realm.renames.allow(state.handle):
+        conn.realm.limited("rename", state.handle)
         raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)  # about five quick renames, then 800
 
     def renamed(version: int) -> None:

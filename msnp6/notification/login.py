@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from cryptography.exceptions import InvalidTag
 from twisted.internet.defer import Deferred
@@ -88,25 +88,40 @@ def _usr_response(conn: "NotificationProtocol", command: Command) -> "Deferred[N
         raise Disconnect("USR MD5 S with the wrong number of parameters")
     handle, answer = conn.login_handle, command.args[2]
     assert handle is not None and conn.salt is not None and conn.account_lookup is not None
-    realm, address = conn.realm, conn.peer.rsplit(":", 1)[0]
-    if realm.account_failures.blocked(handle) or realm.address_failures.blocked(address):
-        log.warn("login for {handle} from {peer} refused: too many failures", handle=handle, peer=conn.peer)
-        realm.count("login_failed")
-        raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
+    realm, address = conn.realm, conn.host
+    # The attempt takes its slot now, before the lookup: answers pipelined on many connections
+    # are counted as they arrive, not when each lookup returns. A login that succeeds (or that the
+    # database could not check) gives its slots back.
+    if not realm.account_failures.allow(handle):
+        _refuse(conn, "login-account", handle)
+    if not realm.address_failures.allow(address):
+        realm.account_failures.release(handle)
+        _refuse(conn, "login-address", address)
     lookup, conn.account_lookup = conn.account_lookup, None
+
+    def give_back() -> None:
+        realm.account_failures.release(handle)
+        realm.address_failures.release(address)
 
     def verify(account: AccountRecord | _StoreUnavailable | None) -> "Deferred[None] | None":
         if isinstance(account, _StoreUnavailable):
+            give_back()
             raise _unavailable(conn)
         if account is None or not _password_ok(conn, account, answer):
             realm.count("login_failed")
-            realm.account_failures.record(handle)
-            realm.address_failures.record(address)
             log.info("login failed for {handle} from {peer}", handle=handle, peer=conn.peer)
             raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
+        give_back()
         return _complete_login(conn, command, account)
 
     return lookup.addCallback(verify)
+
+
+def _refuse(conn: "NotificationProtocol", limit: str, offender: str) -> NoReturn:
+    """Too many login attempts for the account or from the address: 911 and close, unchecked."""
+    conn.realm.limited(limit, offender)
+    conn.realm.count("login_failed")
+    raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
 
 
 def _password_ok(conn: "NotificationProtocol", account: AccountRecord, answer: str) -> bool:

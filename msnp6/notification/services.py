@@ -93,6 +93,7 @@ def _record_invitation(conn: "NotificationProtocol", command: Command, recipient
                        body: str) -> "Deferred[None]":
     assert conn.state is not None
     if not conn.realm.invitations.allow(conn.state.handle):
+        conn.realm.limited("invitation", conn.state.handle)
         raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
     log.info("{sender} invites {recipient} by e-mail", sender=conn.state.handle, recipient=recipient)
     d = conn.realm.store.record_invitation(conn.state.handle, recipient, lcid, conn.state.name, body)
@@ -174,6 +175,7 @@ def handle_pag(conn: "NotificationProtocol", command: Command) -> "Deferred[None
         raise ProtocolError(ErrorCode.INVALID_PARAMETER) from None
     me = conn.state.handle
     if not conn.realm.pages.allow(me):
+        conn.realm.limited("page", me)
         raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
     if len(page.text) > mobile.MAX_PAGE_TEXT:
         # Too long for a device: reported back as a failed page, the way the service did.

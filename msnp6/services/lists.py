@@ -31,7 +31,7 @@ class ListService:
                 self.bus.publish([contact], ReverseListChanged(actor.handle, actor.name, True, change.contact_version))
             return change
 
-        limit = self.config.list_limits[list_name]
+        limit = self.config.limits[list_name.lower()].count
         return self.store.add_entry(actor.account_id, actor.name, list_name, contact, name, limit).addCallback(added)
 
     def remove(self, actor: Actor, list_name: str, contact: str) -> "Deferred[ListChange]":
