@@ -10,12 +10,23 @@ from pathlib import Path
 
 import attrs
 import pytest
+from twisted.logger import LogEvent, globalLogPublisher
 
 from msnp6.auth import CredentialKey
 from msnp6.store.engine import make_engine
 from msnp6.store.schema import open_database, upgrade
 from msnp6.store.store import StoreCore
 from msnp6.testing import ServerProcess, TwoNodeServer
+
+
+@pytest.fixture
+def logged() -> Iterator[list[LogEvent]]:
+    """Every log event (of this process) while the test runs."""
+    events: list[LogEvent] = []
+    globalLogPublisher.addObserver(events.append)
+    yield events
+    globalLogPublisher.removeObserver(events.append)
+
 
 PG_HOST = os.environ.get("MSNP6_TEST_PG_HOST", "127.0.0.1")
 PG_BASE = f"postgresql+psycopg://postgres@{PG_HOST}:5432/test"

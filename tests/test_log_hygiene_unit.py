@@ -2,13 +2,11 @@
 log line (not a traceback) per command during a database outage."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.exc import OperationalError
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.logger import formatEvent
 
 from msnp6.auth import challenge_answer_ok, md5_hex, md5_login_ok
 from msnp6.notification import NotificationProtocol
@@ -149,14 +147,6 @@ def test_outage_reason_is_one_line_without_the_statement():
     assert reason == "database unavailable: ConnectionRefusedError: connection refused"
     assert outage_reason(StoreTimeout("get_account", 5)) == "get_account did not answer within 5 s"
     assert outage_reason(ZeroDivisionError()) is None
-
-
-@pytest.fixture
-def logged() -> Iterator[list[LogEvent]]:
-    events: list[LogEvent] = []
-    globalLogPublisher.addObserver(events.append)
-    yield events
-    globalLogPublisher.removeObserver(events.append)
 
 
 @pytest.fixture

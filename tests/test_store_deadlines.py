@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.logger import LogEvent, formatEvent
 from twisted.python.failure import Failure
 
 from msnp6.notification import NotificationProtocol
@@ -38,15 +38,6 @@ from msnp6.testing import (
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 DEADLINE = 2.0
-
-
-@pytest.fixture
-def logged() -> Iterator[list[LogEvent]]:
-    """Every log event while the test runs."""
-    events: list[LogEvent] = []
-    globalLogPublisher.addObserver(events.append)
-    yield events
-    globalLogPublisher.removeObserver(events.append)
 
 
 def texts(events: list[LogEvent]) -> list[str]:
