@@ -1,5 +1,6 @@
-"""Limits over real sockets: pipelined login guesses on many connections, limits set with --limit
-and MSNP6_LIMITS (cal, rename, xfr-sb, cookies-user, fl, login-account), and the connection caps
+"""Limits over real sockets: pipelined login guesses on many connections, every limit set with
+--limit or MSNP6_LIMITS far below its default (cal, rename, page, invitation, xfr-sb, cookies-user,
+fl, al, bl, sb-participants, login-account, login-address), and the connection caps
 (connections-address, prelogin-total), each counted in /metrics as msnp6_limited_total{limit}."""
 from __future__ import annotations
 
@@ -103,9 +104,10 @@ def test_pipelined_guesses_on_many_connections_are_counted_before_they_are_check
 def tuned(key_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Accounts]]:
     proc, accounts = sqlite_server(
         tmp_path_factory.mktemp("tuned"), key_file,
-        ["--limit", "cal=2/600", "--limit", "rename=2/600", "--limit", "fl=2", "--limit", "login-account=3/300"],
+        ["--limit", "cal=2/600", "--limit", "rename=2/600", "--limit", "fl=2", "--limit", "login-account=3/300",
+         "--limit", "page=2/600", "--limit", "al=2", "--limit", "sb-participants=2"],
         # cal here loses to the --limit above: the command line wins per name.
-        env={"MSNP6_LIMITS": "xfr-sb=3/600, cookies-user=2, cal=50/10"},
+        env={"MSNP6_LIMITS": "xfr-sb=3/600, cookies-user=2, cal=50/10, invitation=2/600, bl=2"},
     )
     yield proc, accounts
     proc.stop()
@@ -187,6 +189,88 @@ def test_forward_list_cap(tuned):
     assert lines == [f"210 {t}"]
     assert limited(server)["fl"] == 1
     ns.close()
+
+
+@pytest.mark.parametrize("list_name", ["AL", "BL"])
+def test_allow_and_block_list_caps(tuned, list_name):
+    """al=2 from --limit, bl=2 from MSNP6_LIMITS (both default to 1000)."""
+    server, accounts = tuned
+    _, ns = online(server, accounts)
+    contacts = [accounts.create() for _ in range(3)]
+    for contact in contacts[:2]:
+        t, lines = ns.command(f"ADD {{t}} {list_name} {contact} {contact}")
+        assert lines[0].startswith(f"ADD {t} {list_name} "), lines
+    t, lines = ns.command(f"ADD {{t}} {list_name} {contacts[2]} {contacts[2]}")
+    assert lines == [f"210 {t}"]
+    assert limited(server)[list_name.lower()] == 1
+    ns.close()
+
+
+PAGE = b'<TEXT xml:space="preserve">are you there?</TEXT>'
+
+
+def test_page_limit(tuned):
+    """page=2/600 (default 10/60): two pages reach the target as IPGs, the third gets 800."""
+    server, accounts = tuned
+    _, alice = online(server, accounts, "Alice")
+    bob_h, bob = online(server, accounts, "Bob")
+    bob.command("PRP {t} MOB Y")  # pages reach only a target that allows them
+    for _ in range(2):
+        t = alice.next_trid()
+        alice.send(f"PAG {t} {bob_h} {len(PAGE)}", PAGE)
+        assert alice.fence() == []  # delivered: no reply to the sender
+        assert bob.recv().name == "IPG"
+    t = alice.next_trid()
+    alice.send(f"PAG {t} {bob_h} {len(PAGE)}", PAGE)
+    alice.expect(f"800 {t}")
+    assert bob.fence() == []  # the refused page was not delivered
+    assert limited(server)["page"] == 1
+    alice.close()
+    bob.close()
+
+
+def test_invitation_limit_counts_snd_and_sdc_together(tuned):
+    """invitation=2/600 from MSNP6_LIMITS (default 20/3600)."""
+    server, accounts = tuned
+    _, ns = online(server, accounts, "Inviter")
+    t, lines = ns.command("SND {t} first-friend@example.org 0x0409 MSMSGS MSMSGS")
+    assert lines == [f"SND {t} OK"]
+    body = b"Come and chat with me!"
+    t = ns.next_trid()
+    ns.send(f"SDC {t} second-friend@example.org 0x0409 MSMSGS MSMSGS X X Inviter {len(body)}", body)
+    ns.expect(f"SDC {t} OK")
+    t, lines = ns.command("SND {t} third-friend@example.org 0x0409 MSMSGS MSMSGS")
+    assert lines == [f"800 {t}"]
+    t = ns.next_trid()
+    ns.send(f"SDC {t} fourth-friend@example.org 0x0409 MSMSGS MSMSGS X X Inviter {len(body)}", body)
+    ns.expect(f"800 {t}")
+    assert limited(server)["invitation"] == 2
+    invited = {i.recipient for i in accounts.store.list_invitations()}
+    assert {"first-friend@example.org", "second-friend@example.org"} <= invited
+    assert not {"third-friend@example.org", "fourth-friend@example.org"} & invited
+    ns.close()
+
+
+def test_switchboard_participant_cap(tuned):
+    """sb-participants=2 (default 20): the caller and one ringing callee fill the session, so a
+    CAL to a second online contact gets 280 and does not ring them."""
+    server, accounts = tuned
+    handle, ns = online(server, accounts, "Host")
+    first_h, first = online(server, accounts, "First")
+    second_h, second = online(server, accounts, "Second")
+    words = xfr(ns)
+    with MsnpClient("127.0.0.1", server.ports["sb"]) as sb:
+        sb.send(f"USR 1 {handle} {words[5]}")
+        sb.expect(f"USR 1 OK {handle} Host")
+        sb.send(f"CAL 2 {first_h}")
+        assert sb.recv().words[:3] == ["CAL", "2", "RINGING"]
+        assert first.recv().name == "RNG"
+        sb.send(f"CAL 3 {second_h}")
+        sb.expect("280 3")
+        assert second.fence() == []  # not rung
+    assert limited(server)["sb-participants"] == 1
+    for c in (ns, first, second):
+        c.close()
 
 
 def test_successful_logins_give_their_attempt_back(tuned):
@@ -273,6 +357,48 @@ def test_prelogin_total_frees_up_on_login_and_close(capped):
     assert answers(ns_from(server, "127.0.0.23"))
     for c in [*waiting, late, newcomer]:
         c.close()
+
+
+@pytest.fixture(scope="module")
+def address_limited(key_file: Path, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Iterator[tuple[ServerProcess, Accounts]]:
+    """login-address=3/300 (default 100/300), a server of its own: the shared one logs everyone in
+    from 127.0.0.1, and its login-account test leaves failures there."""
+    proc, accounts = sqlite_server(tmp_path_factory.mktemp("address-limited"), key_file,
+                                   ["--limit", "login-address=3/300"])
+    yield proc, accounts
+    proc.stop()
+
+
+def test_login_address_limit_across_accounts(address_limited):
+    server, accounts = address_limited
+    handles = [accounts.create() for _ in range(5)]
+
+    def attempt(handle: str, password: str, source: str = "127.0.0.6") -> tuple[int, str]:
+        with ns_from(server, source) as c:
+            t, reply = c.attempt(handle, password)
+            return t, reply.line
+
+    # Wrong answers for three different accounts (login-account, 10 by default, sees one each),
+    # with a right one in between that is checked and, being a success, gives its place back.
+    for handle, password in [(handles[0], "wrong"), (handles[1], "wrong"), (handles[2], "hunter2"),
+                             (handles[3], "wrong")]:
+        t, line = attempt(handle, password)
+        if password == "wrong":
+            assert line == f"911 {t}"
+        else:
+            assert line.startswith(f"USR {t} OK {handle} ")
+    assert limited(server).get("login-address", 0) == 0  # all four were checked
+    # Three failures from 127.0.0.6: the next answer is refused unchecked, right password or not.
+    with ns_from(server, "127.0.0.6") as c:
+        t, reply = c.attempt(handles[4], "hunter2")
+        assert reply.line == f"911 {t}"
+        c.expect_closed()
+    assert limited(server)["login-address"] == 1
+    assert limited(server).get("login-account", 0) == 0
+    # Per address: the same account logs in from another one.
+    t, line = attempt(handles[4], "hunter2", source="127.0.0.7")
+    assert line.startswith(f"USR {t} OK {handles[4]} ")
 
 
 def test_unknown_or_malformed_limit_is_a_usage_error(key_file: Path, tmp_path: Path):
