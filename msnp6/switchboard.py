@@ -165,8 +165,11 @@ class SwitchboardProtocol(MsnpConnection):
         callee = normalize_handle(command.args[0])
         if not is_valid_handle(callee):
             raise ProtocolError(ErrorCode.INVALID_USERNAME)
-        if callee in chat.invited and not self.realm.tickets.live(chat.invited[callee]):
-            del chat.invited[callee]  # the last ring went unanswered; ring again
+        # Rings whose cookie expired went unanswered: they may be rung again and no longer hold a
+        # place toward sb-participants. At most that many entries, so a scan per CAL is cheap.
+        for invited, cookie in list(chat.invited.items()):
+            if not self.realm.tickets.live(cookie):
+                del chat.invited[invited]
         if callee in chat.members or callee in chat.invited:
             raise ProtocolError(ErrorCode.ALREADY_THERE)
         if not self.realm.calls.allow(me):

@@ -74,6 +74,27 @@ def test_participant_limit(realm):
     assert take(members["a"][1]) == ["280 7"]
 
 
+def test_unanswered_rings_stop_counting_toward_the_participant_limit(realm):
+    """a rings b and c, who never answer; once their cookies expire the room holds only a, so a
+    can ring d (an expired invitation no longer keeps a place)."""
+    a_ns, a_nt = online(realm, "a@example.com")
+    a_ns.dataReceived(b"XFR 5 SB\r\n")
+    cookie = take(a_nt)[0].split()[5]
+    a = SwitchboardProtocol(realm)
+    at = connect(a)
+    a.dataReceived(f"USR 1 a@example.com {cookie}\r\n".encode())
+    for name in ("b", "c", "d"):
+        online(realm, f"{name}@example.com")
+    take(at)
+    a.dataReceived(b"CAL 2 b@example.com\r\nCAL 3 c@example.com\r\n")
+    assert [line.split()[:3] for line in take(at)] == [["CAL", "2", "RINGING"], ["CAL", "3", "RINGING"]]
+    a.dataReceived(b"CAL 4 d@example.com\r\n")
+    assert take(at) == ["280 4"]  # a, b and c: the limit in this realm
+    realm.clock.advance(121)  # RNG cookies live 120 s
+    a.dataReceived(b"CAL 5 d@example.com\r\n")
+    assert take(at)[0].split()[:3] == ["CAL", "5", "RINGING"]
+
+
 def test_cookies_expire_and_are_single_use():
     clock = Clock()
     book = TicketBook(clock, lifetime=120)
