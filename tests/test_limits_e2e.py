@@ -71,30 +71,28 @@ def brute_server(database: Database, key_file: Path, tmp_path_factory: pytest.Te
 def test_pipelined_guesses_on_many_connections_are_counted_before_they_are_checked(brute_server, accounts):
     server, limit, guessers = brute_server, 10, 30
     handle = accounts.create(password="right-one")
-    # The right answer's connection gets its salt first: its account lookup is long done when
-    # its answer arrives, after every guess.
-    right = server.client()
-    right.negotiate(VERSIONS)
-    salt = right.request_salt(handle)
     # Every guesser is connected and served first (so the server reads its socket along with the
     # others), then pipelines USR I and a wrong answer in one write: the answer arrives while the
-    # account lookup its USR I started is still running.
+    # account lookup its USR I started is still running (before the fix, every such answer was
+    # checked: the limit was looked at on arrival and a failure counted only after its lookup).
     clients = [server.client() for _ in range(guessers)]
     for c in clients:
         c.negotiate(VERSIONS)
     burst = f"USR 3 MD5 I {handle}\r\nUSR 4 MD5 S {'0' * 32}\r\n".encode()
     for c in clients:
         c.send_raw(burst)
-    right.send(f"USR 9 MD5 S {md5_hex(salt + 'right-one')}")
-    assert right.recv().line == "911 9"  # the right answer came after the limit: not checked
-    right.expect_closed()
     for c in clients:
         assert c.recv().words[:4] == ["USR", "3", "MD5", "S"]
         c.expect("911 4")
         c.expect_closed()
         c.close()
     # Exactly `limit` answers were checked; every other one was refused unchecked.
-    assert limited(server)["login-account"] == guessers + 1 - limit
+    checked = server.log().count(f"login failed for {handle} ")
+    assert (checked, limited(server)["login-account"]) == (limit, guessers - limit)
+    # The window is used up: now even the right password is not checked.
+    with server.client() as right:
+        t, reply = right.attempt(handle, "right-one")
+        assert reply.line == f"911 {t}"
 
 
 # -- limits set by --limit and MSNP6_LIMITS ----------------------------------------------------
@@ -273,7 +271,7 @@ def test_switchboard_participant_cap(tuned):
         c.close()
 
 
-def test_successful_logins_give_their_attempt_back(tuned):
+def test_successful_logins_do_not_count(tuned):
     server, accounts = tuned
     handle = accounts.create()
     for _ in range(5):  # more than login-account=3 successful logins: never locked out
@@ -380,7 +378,7 @@ def test_login_address_limit_across_accounts(address_limited):
             return t, reply.line
 
     # Wrong answers for three different accounts (login-account, 10 by default, sees one each),
-    # with a right one in between that is checked and, being a success, gives its place back.
+    # with a right one in between that is checked and, being a success, does not count.
     for handle, password in [(handles[0], "wrong"), (handles[1], "wrong"), (handles[2], "hunter2"),
                              (handles[3], "wrong")]:
         t, line = attempt(handle, password)

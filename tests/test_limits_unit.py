@@ -10,7 +10,9 @@ from msnp6.core.limits import INFO, NAMES, Limit, LimitError, Limits, parse_item
 from msnp6.core.ratelimit import Refusals, WindowCounter
 from msnp6.core.realm import Config, Realm
 from msnp6.core.tickets import TicketBook
+from msnp6.notification import NotificationProtocol
 from msnp6.tap import Options
+from msnp6.testing import ClockStore, connect, md5_hex, take_lines, unit_realm
 
 # -- syntax --------------------------------------------------------------------------------------
 
@@ -155,14 +157,15 @@ def test_recording_an_event_costs_the_same_however_many_keys_are_live():
     assert record_costs(30_000, 10_050) <= small
 
 
-def test_window_counter_expires_and_gives_back():
+def test_window_counter_expires():
     clock = CountingClock(100.0)
     counter = WindowCounter(clock, limit=2, window=10)
-    assert counter.allow("a") and counter.allow("a") and not counter.allow("a")
-    counter.release("a")  # an attempt that did not count
-    assert counter.allow("a") and not counter.allow("a")
-    clock.now += 10
-    assert counter.count("a") == 0 and counter.allow("a")
+    assert counter.allow("a") and counter.allow("b")
+    clock.now += 5
+    assert counter.allow("a") and not counter.allow("a") and counter.count("b") == 1
+    clock.now += 5  # the first two events leave the window; the second "a" stays
+    assert counter.count("a") == 1 and counter.count("b") == 0 and counter.allow("a")
+    assert not counter.allow("a")
 
 
 def test_held_cookies_are_counted_per_user_until_used_or_expired():
@@ -219,3 +222,43 @@ def test_connection_caps_admit_until_full():
     realm.connection_closed(a2)
     assert realm.admit("10.0.0.1")
     assert realm.refusals.counts == {"connections-address": 1, "prelogin-total": 1}
+
+
+# -- login limits while the database is slow (lookups still out when the answers arrive) --------
+
+
+def _answer_pending(realm, handle: str, password: str):
+    """A connection that sent USR S while its account lookup has not come back yet."""
+    ns = NotificationProtocol(realm)
+    t = connect(ns)  # every StringTransport has the same peer address: one NAT
+    ns.dataReceived(f"VER 1 MSNP6 CVR0\r\nINF 2\r\nUSR 3 MD5 I {handle}\r\n".encode())
+    salt = take_lines(t)[2].split()[4]
+    ns.dataReceived(f"USR 4 MD5 S {md5_hex(salt + password)}\r\n".encode())
+    return t
+
+
+def _settle(realm) -> None:
+    for _ in range(4):  # the lookups, then the list loads of those that logged in
+        realm.clock.advance(0)
+
+
+def test_logins_in_flight_from_one_address_do_not_count_against_it(tmp_path):
+    handles = [f"user{i}@example.com" for i in range(6)]
+    realm = unit_realm(tmp_path, {h: h for h in handles}, store_factory=ClockStore,
+                       limits=Limits().overridden(["login-address=3/300"]))
+    transports = [_answer_pending(realm, h, "pw") for h in handles]  # twice the limit, all at once
+    _settle(realm)
+    for handle, t in zip(handles, transports, strict=True):
+        assert take_lines(t)[0].startswith(f"USR 4 OK {handle} ")
+    assert realm.refusals.counts["login-address"] == 0
+
+
+def test_pipelined_failures_are_each_counted_before_the_next_answer_is_checked(tmp_path):
+    handle = "victim@example.com"
+    realm = unit_realm(tmp_path, {handle: "Victim"}, store_factory=ClockStore,
+                       limits=Limits().overridden(["login-account=3/300"]))
+    guesses = [_answer_pending(realm, handle, f"guess{i}") for i in range(5)]
+    right = _answer_pending(realm, handle, "pw")  # after the limit: never checked
+    _settle(realm)
+    assert [take_lines(t) for t in (*guesses, right)] == [["911 4"]] * 6
+    assert realm.refusals.counts["login-account"] == 3

@@ -53,8 +53,6 @@ def texts(events: list[LogEvent]) -> list[str]:
 # -- the Store itself: a real thread pool, results brought back by the test --------------------
 
 
-
-
 @pytest.fixture
 def pooled(tmp_path: Path) -> Iterator[tuple[Store, Any]]:
     clock = threaded_clock()

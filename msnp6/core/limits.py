@@ -30,8 +30,8 @@ class LimitInfo:
 
 #: Every limit, in the order the README lists them. Rates have a default window; caps have none.
 INFO: tuple[LimitInfo, ...] = (
-    LimitInfo("login-account", Limit(10, 300), "`USR MD5 S` answers checked per account (a successful login gives its slot back)", "`911`, close"),
-    LimitInfo("login-address", Limit(100, 300), "`USR MD5 S` answers checked per client address (NAT puts many people behind one)", "`911`, close"),
+    LimitInfo("login-account", Limit(10, 300), "failed `USR MD5 S` answers per account, each counted before the next is checked", "`911`, close"),
+    LimitInfo("login-address", Limit(100, 300), "failed `USR MD5 S` answers per client address (NAT puts many people behind one)", "`911`, close"),
     LimitInfo("connections-address", Limit(128), "open DS+NS+SB connections per client address", "new connection closed at once, nothing sent"),
     LimitInfo("prelogin-total", Limit(5000), "connections of this node not logged in yet (DS connections always count)", "new connection closed at once, nothing sent"),
     LimitInfo("cal", Limit(20, 10), "switchboard `CAL`s per account", "`713`"),

@@ -19,59 +19,48 @@ CAP_LOG_WINDOW = 60.0
 class WindowCounter:
     """Events per key within the last ``window`` seconds.
 
-    Every event also goes into one queue in time order; each call first expires that queue from
-    its front. The window is the same for every key, so that is all the expiry there is: O(1)
-    amortized per call however many keys are live, and memory holds only the window's events.
+    Every event goes into one queue in the order it came, and each key keeps only its count; each
+    call first expires that queue from its front. The window is the same for every key, so that
+    is all the expiry there is: O(1) amortized per call however many keys are live, and memory
+    holds only the window's events.
     """
 
     def __init__(self, clock: Any, limit: int, window: float) -> None:
         self._clock = clock
         self._limit = limit
         self._window = window
-        self._events: dict[str, deque[float]] = {}
+        self._counts: dict[str, int] = {}
         self._order: deque[tuple[float, str]] = deque()
 
     def _expire(self) -> None:
         oldest = self._clock.seconds() - self._window
-        order, events = self._order, self._events
+        order, counts = self._order, self._counts
         while order and order[0][0] <= oldest:
             _, key = order.popleft()
-            times = events.get(key)
-            # A released event leaves its entry here with no time behind it: then nothing to drop.
-            if times and times[0] <= oldest:
-                times.popleft()
-            if times is not None and not times:
-                del events[key]
+            left = counts[key] - 1
+            if left:
+                counts[key] = left
+            else:
+                del counts[key]
 
     def count(self, key: str) -> int:
         self._expire()
-        times = self._events.get(key)
-        return 0 if times is None else len(times)
+        return self._counts.get(key, 0)
 
     def blocked(self, key: str) -> bool:
         return self.count(key) >= self._limit
 
     def record(self, key: str) -> None:
         self._expire()
-        now = self._clock.seconds()
-        self._events.setdefault(key, deque()).append(now)
-        self._order.append((now, key))
+        self._counts[key] = self._counts.get(key, 0) + 1
+        self._order.append((self._clock.seconds(), key))
 
     def allow(self, key: str) -> bool:
-        """Record an attempt unless the key is already at its limit (check and count are one step,
-        so attempts still in progress hold their slot)."""
+        """Record an attempt unless the key is already at its limit (check and count in one step)."""
         if self.blocked(key):
             return False
         self.record(key)
         return True
-
-    def release(self, key: str) -> None:
-        """Give back the key's most recent slot (an attempt that turned out not to count)."""
-        times = self._events.get(key)
-        if times:
-            times.pop()
-            if not times:
-                del self._events[key]
 
 
 class Refusals:

@@ -89,29 +89,25 @@ def _usr_response(conn: "NotificationProtocol", command: Command) -> "Deferred[N
     handle, answer = conn.login_handle, command.args[2]
     assert handle is not None and conn.salt is not None and conn.account_lookup is not None
     realm, address = conn.realm, conn.host
-    # The attempt takes its slot now, before the lookup: answers pipelined on many connections
-    # are counted as they arrive, not when each lookup returns. A login that succeeds (or that the
-    # database could not check) gives its slots back.
-    if not realm.account_failures.allow(handle):
-        _refuse(conn, "login-account", handle)
-    if not realm.address_failures.allow(address):
-        realm.account_failures.release(handle)
-        _refuse(conn, "login-address", address)
     lookup, conn.account_lookup = conn.account_lookup, None
-
-    def give_back() -> None:
-        realm.account_failures.release(handle)
-        realm.address_failures.release(address)
 
     def verify(account: AccountRecord | _StoreUnavailable | None) -> "Deferred[None] | None":
         if isinstance(account, _StoreUnavailable):
-            give_back()
             raise _unavailable(conn)
+        # Checking the limits, comparing the answer and counting a failure happen in one reactor
+        # turn, so every failure is counted before the next answer is checked, however many
+        # arrive pipelined on parallel connections. Answers merely in flight do not count: a
+        # crowd behind one NAT logging in at once after a restart is not locked out.
+        if realm.account_failures.blocked(handle):
+            _refuse(conn, "login-account", handle)
+        if realm.address_failures.blocked(address):
+            _refuse(conn, "login-address", address)
         if account is None or not _password_ok(conn, account, answer):
+            realm.account_failures.record(handle)
+            realm.address_failures.record(address)
             realm.count("login_failed")
             log.info("login failed for {handle} from {peer}", handle=handle, peer=conn.peer)
             raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
-        give_back()
         return _complete_login(conn, command, account)
 
     return lookup.addCallback(verify)
