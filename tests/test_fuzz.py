@@ -37,6 +37,7 @@ def test_bounded_run_against_a_real_server_is_clean(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "sessions: 300 " in done.stdout, done.stdout
     assert "findings: 0" in done.stdout
+    assert "canary lists at the end: intact" in done.stdout, done.stdout
     assert (tmp_path / "summary.json").exists()
 
 
@@ -67,7 +68,8 @@ def test_a_traceback_in_the_log_and_a_changed_canary_are_findings(tmp_path: Path
         with open(scanned, "a") as log:
             log.write("2030-01-01T00:00:00+0000 [stub#critical] conn 1 ns: XYZ failed\n"
                       "\tTraceback (most recent call last):\n\t  File \"stub.py\", line 1, in planted\n"
-                      "\tbuiltins.RuntimeError: planted\n")
+                      "\tbuiltins.RuntimeError: planted\n"
+                      "2030-01-01T00:00:01+0000 [stub#info] conn 2 ns: closing after VER\x1b[2J\n")
         store = StoreCore(open_database(db))
         canary = store.get_account(fuzz.CANARY)
         assert canary is not None
@@ -76,6 +78,7 @@ def test_a_traceback_in_the_log_and_a_changed_canary_are_findings(tmp_path: Path
         text = "".join(output) + rest
         assert proc.returncode == 1, text
         assert "[traceback]" in text and "RuntimeError: planted" in text, text
+        assert "[raw log bytes]" in text, text
         details = "".join(f.read_text() for f in (tmp_path / "out").glob("finding-*.txt"))
         assert "[canary]" in text and "missing [('BL', 'fuzz1@fuzz.example')]" in details, text + details
     finally:

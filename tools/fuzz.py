@@ -837,6 +837,10 @@ class Run:
     codes: Counter[str] = attrs.field(factory=Counter)
     lines_sent: int = 0
     elapsed: float = 0.0
+    #: Periodic checks passed (canary PNG/presence, fresh probe logins), and the final canary SYN.
+    canary_checks: int = 0
+    probes: int = 0
+    canary_final: str = "not run"
 
     def add(self, kind: str, signature: str, detail: str, sessions: Iterable[int] = ()) -> Finding:
         key = f"{kind}: {signature}"
@@ -935,10 +939,12 @@ async def fuzz(run: Run) -> None:
                 return
             try:
                 await asyncio.wait_for(probe(run.target), 15)
+                run.probes += 1
             except Exception as e:
                 run.add("unresponsive", "a fresh login failed", f"{type(e).__name__}: {e}", sorted(run.active))
             try:
                 await asyncio.wait_for(canary.check(), 20)
+                run.canary_checks += 1
             except Exception as e:
                 run.add("canary", "canary check failed", f"{type(e).__name__}: {e}\n{transcript_text(canary.record[-40:])}")
                 stop.set()
@@ -953,6 +959,7 @@ async def fuzz(run: Run) -> None:
     if not any(f.kind == "canary" for f in run.findings.values()):
         try:
             await asyncio.wait_for(canary.finish(), 40)
+            run.canary_final = "intact"
         except CanaryDifference as e:
             run.add("canary", "canary lists changed", str(e))
         except Exception as e:
@@ -1060,6 +1067,7 @@ def write_report(run: Run) -> dict[str, Any]:
         "mutations": dict(run.mutations.most_common()), "answers_by_error_code": dict(sorted(run.codes.items())),
         "seconds": round(elapsed, 1), "sessions_per_second": round(run.done / elapsed, 1) if elapsed else 0,
         "seed": run.args.seed, "findings": findings,
+        "canary_checks_passed": run.canary_checks, "probe_logins": run.probes, "canary_at_the_end": run.canary_final,
         "log_lines_with_raw_control_bytes": run.log.raw_count if run.log else 0,
         "log_raw_examples": run.log.raw_lines if run.log else [],
     }
@@ -1072,6 +1080,8 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
           f"({summary['sessions_per_second']}/s), lines sent: {summary['lines_sent']}, seed {summary['seed']}")
     print(f"mutations: {summary['mutations']}")
     print(f"server answers by error code: {summary['answers_by_error_code']}")
+    print(f"canary checks passed: {summary['canary_checks_passed']}, probe logins: {summary['probe_logins']}, "
+          f"canary lists at the end: {summary['canary_at_the_end']}")
     print(f"findings: {len(summary['findings'])}")
     for f in summary["findings"]:
         print(f"  [{f['kind']}] x{f['count']} {f['signature']}\n      session {f['reproducer']}"
