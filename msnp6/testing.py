@@ -494,6 +494,20 @@ def connect(protocol: Any) -> Any:
     return transport
 
 
+def send_login(realm: Any, handle: str, password: str = "pw", version: str = "MSNP6") -> tuple[Any, Any]:
+    """A NotificationProtocol on a StringTransport that has sent VER, INF, USR I and (with the
+    salt it got) ``USR 4 MD5 S``; what answers it depends on the realm's store. Returns the
+    protocol and its transport, with the replies so far taken."""
+    from .notification import NotificationProtocol
+
+    ns = NotificationProtocol(realm)
+    t = connect(ns)
+    ns.dataReceived(f"VER 1 {version} CVR0\r\nINF 2\r\nUSR 3 MD5 I {handle}\r\n".encode())
+    salt = take_lines(t)[2].split()[4]
+    ns.dataReceived(f"USR 4 MD5 S {md5_hex(salt + password)}\r\n".encode())
+    return ns, t
+
+
 def take_lines(transport: Any) -> list[str]:
     """The complete lines written so far (then forgotten)."""
     out = transport.value().decode().split("\r\n")[:-1]

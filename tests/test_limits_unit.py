@@ -10,9 +10,8 @@ from msnp6.core.limits import INFO, NAMES, Limit, LimitError, Limits, parse_item
 from msnp6.core.ratelimit import Refusals, WindowCounter
 from msnp6.core.realm import Config, Realm
 from msnp6.core.tickets import TicketBook
-from msnp6.notification import NotificationProtocol
 from msnp6.tap import Options
-from msnp6.testing import ClockStore, connect, md5_hex, take_lines, unit_realm
+from msnp6.testing import ClockStore, send_login, take_lines, unit_realm
 
 # -- syntax --------------------------------------------------------------------------------------
 
@@ -228,13 +227,9 @@ def test_connection_caps_admit_until_full():
 
 
 def _answer_pending(realm, handle: str, password: str):
-    """A connection that sent USR S while its account lookup has not come back yet."""
-    ns = NotificationProtocol(realm)
-    t = connect(ns)  # every StringTransport has the same peer address: one NAT
-    ns.dataReceived(f"VER 1 MSNP6 CVR0\r\nINF 2\r\nUSR 3 MD5 I {handle}\r\n".encode())
-    salt = take_lines(t)[2].split()[4]
-    ns.dataReceived(f"USR 4 MD5 S {md5_hex(salt + password)}\r\n".encode())
-    return t
+    """A connection that sent USR S while its account lookup has not come back yet (every
+    StringTransport has the same peer address: one NAT)."""
+    return send_login(realm, handle, password)[1]
 
 
 def _settle(realm) -> None:

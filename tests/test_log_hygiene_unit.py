@@ -12,7 +12,7 @@ from msnp6.auth import challenge_answer_ok, md5_hex, md5_login_ok
 from msnp6.notification import NotificationProtocol
 from msnp6.store.faults import outage_reason
 from msnp6.store.store import StoreTimeout
-from msnp6.testing import connect, take_lines, unit_realm
+from msnp6.testing import send_login, take_lines, unit_realm
 from msnp6.wire import trace
 from msnp6.wire.lines import Command, format_line, format_payload, parse
 from msnp6.wire.numbers import MAX_UINT32, parse_number
@@ -155,12 +155,7 @@ def realm(tmp_path):
 
 
 def _login(realm) -> tuple[NotificationProtocol, object]:
-    ns = NotificationProtocol(realm)
-    t = connect(ns)
-    ns.dataReceived(f"VER 1 MSNP6 CVR0\r\nINF 2\r\nUSR 3 MD5 I {ALICE}\r\n".encode())
-    salt = take_lines(t)[2].split()[4]
-    ns.dataReceived(f"USR 4 MD5 S {md5_hex(salt + 'pw')}\r\n".encode())
-    return ns, t
+    return send_login(realm, ALICE)
 
 
 def _fail(*args, **kwargs):

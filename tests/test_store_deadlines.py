@@ -29,8 +29,7 @@ from msnp6.store.store import Store, StoreTimeout
 from msnp6.testing import (
     ClockStore,
     ServerProcess,
-    connect,
-    md5_hex,
+    send_login,
     take_lines,
     threaded_clock,
     unit_realm,
@@ -213,12 +212,7 @@ def realm(tmp_path):
 
 def start_login(realm, handle: str = ALICE, version: str = "MSNP6") -> tuple[NotificationProtocol, Any]:
     """VER, INF, USR I and USR S sent; the answer to USR S (trid 4) depends on the store."""
-    ns = NotificationProtocol(realm)
-    t = connect(ns)
-    ns.dataReceived(f"VER 1 {version} CVR0\r\nINF 2\r\nUSR 3 MD5 I {handle}\r\n".encode())
-    salt = take_lines(t)[2].split()[4]
-    ns.dataReceived(f"USR 4 MD5 S {md5_hex(salt + 'pw')}\r\n".encode())
-    return ns, t
+    return send_login(realm, handle, version=version)
 
 
 def login(realm, handle: str = ALICE) -> tuple[NotificationProtocol, Any]:

@@ -31,15 +31,21 @@ def online(realm, handle):
     return ns, t
 
 
+def open_room(realm, handle="a@example.com"):
+    """``handle`` comes online, asks XFR SB and opens a room with the cookie."""
+    ns, nt = online(realm, handle)
+    ns.dataReceived(b"XFR 5 SB\r\n")
+    cookie = take(nt)[0].split()[5]
+    sb = SwitchboardProtocol(realm)
+    st = connect(sb)
+    sb.dataReceived(f"USR 1 {handle} {cookie}\r\n".encode())
+    return sb, st
+
+
 def join_room(realm):
     """a opens a room and rings b and c; both answer."""
     members = {}
-    a_ns, a_nt = online(realm, "a@example.com")
-    a_ns.dataReceived(b"XFR 5 SB\r\n")
-    cookie = take(a_nt)[0].split()[5]
-    a = SwitchboardProtocol(realm)
-    at = connect(a)
-    a.dataReceived(f"USR 1 a@example.com {cookie}\r\n".encode())
+    a, at = open_room(realm)
     members["a"] = (a, at)
     for i, name in enumerate(("b", "c"), start=2):
         ns, nt = online(realm, f"{name}@example.com")
@@ -77,12 +83,7 @@ def test_participant_limit(realm):
 def test_unanswered_rings_stop_counting_toward_the_participant_limit(realm):
     """a rings b and c, who never answer; once their cookies expire the room holds only a, so a
     can ring d (an expired invitation no longer keeps a place)."""
-    a_ns, a_nt = online(realm, "a@example.com")
-    a_ns.dataReceived(b"XFR 5 SB\r\n")
-    cookie = take(a_nt)[0].split()[5]
-    a = SwitchboardProtocol(realm)
-    at = connect(a)
-    a.dataReceived(f"USR 1 a@example.com {cookie}\r\n".encode())
+    a, at = open_room(realm)
     for name in ("b", "c", "d"):
         online(realm, f"{name}@example.com")
     take(at)
