@@ -25,7 +25,7 @@ from .store.faults import outage_reason
 from .store.store import StoreTimeout
 from .wire import trace
 from .wire.errors import Disconnect, ErrorCode, FramingError, ProtocolError
-from .wire.lines import Command, format_error, format_line, format_payload, parse
+from .wire.lines import Command, format_error, format_line, format_payload, has_raw_control, parse
 from .wire.payload import DEFAULT_MAX_LINE, declared_length
 
 Handler = Callable[[Any, Command], "Deferred[Any] | None"]
@@ -211,6 +211,11 @@ class MsnpConnection(LineReceiver):
 
     def lineReceived(self, line: bytes) -> None:
         if self.closing:
+            return
+        if has_raw_control(line):
+            # No client of the era sends one; the text after it must not be taken for arguments
+            # (it would reach names and the database), so the line ends the connection.
+            self._framing_failed("a control byte in a command line")
             return
         command = parse(line)
         if not command.name:

@@ -215,11 +215,11 @@ class MsnpClient:
         self.send("PNG")
         return [r.line for r in self.recv_until(lambda r: r.line == "QNG")][:-1]
 
-    def command(self, line: str) -> tuple[int, list[str]]:
-        """Send ``line`` with a fresh TrID in place of ``{t}``; return the TrID and the lines up to
-        a fence, so the answer and everything it caused on this connection are read."""
+    def command(self, line: str, payload: bytes | None = None) -> tuple[int, list[str]]:
+        """Send ``line`` (and ``payload``) with a fresh TrID in place of ``{t}``; return the TrID
+        and the lines up to a fence, so the answer and everything it caused here are read."""
         t = self.next_trid()
-        self.send(line.format(t=t))
+        self.send(line.format(t=t), payload)
         return t, self.fence()
 
     def answer_challenge(self, chl: Reply) -> None:

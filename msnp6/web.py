@@ -170,6 +170,8 @@ def _fields(request: Request) -> dict[str, str]:
         raise BadBody("the body must be a JSON object") from None
     if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
         raise BadBody("the body must be a JSON object of strings")
+    if any("\x00" in v for v in fields.values()):  # PostgreSQL cannot store one
+        raise BadBody("a field holds a NUL character")
     return fields
 
 

@@ -126,6 +126,10 @@ def test_mail_answers_the_same_for_unknown_accounts(server, accounts):
     assert accounts.store.get_account(handle).inbox_unread == 1
     assert post(server, "/mail", mail("not a handle"), JSON)[0] == 400
     assert post(server, "/mail", b"[1, 2]", JSON)[0] == 400
+    # A NUL (PostgreSQL cannot store one) is a bad field, not a 500 from the database.
+    nul = json.dumps({"handle": handle, "from_name": "a\u0000b", "subject": "x"}).encode()
+    assert post(server, "/mail", nul, JSON) == (400, "a field holds a NUL character\n")
+    assert accounts.store.get_account(handle).inbox_unread == 1
     # The operator's own actions still say when there is no such account (only they can ask).
     assert post(server, "/accounts/ghost-never-made@example.com/verify") == (404, "no account ghost-never-made@example.com\n")
 

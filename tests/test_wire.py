@@ -13,8 +13,8 @@ from msnp6.wire import sync
 from msnp6.wire.dialects import SUPPORTED, negotiate
 from msnp6.wire.errors import FramingError
 from msnp6.wire.hotmail import Profile, profile_payload
-from msnp6.wire.lines import Command, format_error, format_line, format_payload, parse
-from msnp6.wire.names import decode_name, encode_name, is_valid_handle
+from msnp6.wire.lines import Command, format_error, format_line, format_payload, has_raw_control, parse
+from msnp6.wire.names import InvalidText, decode_name, encode_name, is_valid_handle
 from msnp6.wire.payload import declared_length
 
 
@@ -67,11 +67,26 @@ def test_parse_roundtrips_formatted_lines(commands):
         assert parse(line[:-2]) == parse(line[:-1]) == Command(name, trid, tuple(args))
 
 
-@given(st.text(max_size=200))
+@given(st.text(max_size=200).filter(lambda name: "\x00" not in name))
 def test_names_roundtrip_and_stay_ascii(name):
     wire = encode_name(name)
     assert wire.isascii() and " " not in wire and "\r" not in wire and "\n" not in wire
     assert decode_name(wire) == name
+
+
+def test_a_nul_in_a_name_is_refused_raw_or_encoded():
+    for wire in ("a%00b", "a\x00b", "%00"):
+        with pytest.raises(InvalidText):
+            decode_name(wire)
+
+
+@pytest.mark.parametrize("line, bad", [
+    (b"REA 5 a@b.c x\x00y", True), (b"REA 5 a@b.c x\ry", True), (b"CHG 1 NLN\x1b[2J", True),
+    (b"PNG\x7f", True), (b"USR 1 MD5 I a@b.c\r", False), (b"USR\t1 MD5 I a@b.c", False),
+    ("REA 5 a@b.c Zoë".encode(), False), (b"", False),
+])
+def test_raw_control_bytes_in_a_command_line(line, bad):
+    assert has_raw_control(line) is bad
 
 
 def test_names_examples():

@@ -16,7 +16,14 @@ from ..store.store import ListChange, ListRefused
 from ..wire import sync
 from ..wire.errors import Disconnect, ErrorCode, ProtocolError
 from ..wire.lines import Command
-from ..wire.names import decode_name, encode_name, encoded_name_fits, is_valid_handle, normalize_handle
+from ..wire.names import (
+    InvalidText,
+    decode_name,
+    encode_name,
+    encoded_name_fits,
+    is_valid_handle,
+    normalize_handle,
+)
 from ..wire.numbers import parse_number
 from . import presence
 from .state import SessionState
@@ -126,14 +133,23 @@ def _privacy_changed(conn: "NotificationProtocol", watchers: dict[str, bool]) ->
         presence.tell_one(conn, watcher, allowed_before)
 
 
+def _name(wire_name: str, what: str) -> str:
+    """A friendly name from the wire: 209 for a ``%00`` (no name holds one), a disconnect when
+    over-long (as the real server did, notification.md 4.13)."""
+    try:
+        name = decode_name(wire_name)
+    except InvalidText:
+        raise ProtocolError(ErrorCode.INVALID_FRIENDLY_NAME) from None
+    if not encoded_name_fits(name):
+        raise Disconnect(f"{what} with an over-long name")
+    return name
+
+
 def handle_add(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
     """``ADD t FL|AL|BL handle name`` (a trailing MSNP7 group id is accepted and ignored)."""
     trid = _need_trid(command, 2)
     list_name, contact = _list_and_contact(command)
-    wire_name = command.args[2] if len(command.args) > 2 else contact
-    if not encoded_name_fits(wire_name):
-        raise Disconnect("ADD with an over-long name")
-    name = decode_name(wire_name)
+    name = _name(command.args[2] if len(command.args) > 2 else contact, "ADD")
     state = _state(conn)
     me = state.handle
     allowed_before = state.allows(contact)
@@ -225,10 +241,7 @@ def handle_rea(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     """``REA t handle name``: the own friendly name, or the stored name of a list entry."""
     trid = _need_trid(command, 2)
     target = normalize_handle(command.args[0])
-    wire_name = command.args[1]
-    if not encoded_name_fits(wire_name):
-        raise Disconnect("REA with an over-long name")
-    name = decode_name(wire_name)
+    name = _name(command.args[1], "REA")
     state = _state(conn)
     lists = conn.realm.services.lists
     if target != state.handle:

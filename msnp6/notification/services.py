@@ -125,7 +125,10 @@ def handle_sdc(conn: "NotificationProtocol", command: Command) -> "Deferred[None
         recipient = normalize_handle(target)
         if not is_valid_handle(recipient):
             raise ProtocolError(ErrorCode.INVALID_PARAMETER)
-    body = (command.payload or b"").decode("utf-8", "replace")
+    payload = command.payload or b""
+    if b"\x00" in payload:  # no invitation text holds one, and PostgreSQL cannot store it
+        raise ProtocolError(ErrorCode.INVALID_PARAMETER)
+    body = payload.decode("utf-8", "replace")
     return _record_invitation(conn, command, recipient, command.args[1], body)
 
 

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from .names import decode_name, encode_name
+from .names import InvalidText, decode_name, encode_name
 
 FIELDS = ("fname", "lname", "city", "state", "country")
 ANY = "*"
@@ -33,7 +33,10 @@ def parse_search(args: Sequence[str]) -> Search:
         key, sep, value = arg.partition("=")
         if not sep or key not in FIELDS or key in values:
             raise BadSearch(f"bad FND parameter {arg[:32]!r}")
-        values[key] = None if value in ("", ANY) else decode_name(value).strip()
+        try:
+            values[key] = None if value in ("", ANY) else decode_name(value).strip()
+        except InvalidText:
+            raise BadSearch(f"a NUL in FND parameter {key}") from None
     if set(values) != set(FIELDS):
         raise BadSearch("FND needs fname, lname, city, state and country")
     search = Search(**values)

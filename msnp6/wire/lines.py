@@ -1,6 +1,7 @@
 """One MSNP command line: parse what a client sent, format what a server sends."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import attrs
@@ -21,6 +22,16 @@ class Command:
 
     def arg(self, index: int) -> str | None:
         return self.args[index] if index < len(self.args) else None
+
+
+# A control byte anywhere in a command line, but for the CR that may end it (notification.md 1.1:
+# parameters with control characters are percent-encoded, so a raw one is malformed input).
+_RAW_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x0c\x0e-\x1f\x7f]|\r(?!\Z)")
+
+
+def has_raw_control(line: bytes) -> bool:
+    """True when ``line`` (without its LF) holds a control byte: tab and a final CR are allowed."""
+    return _RAW_CONTROL.search(line) is not None
 
 
 def parse(line: bytes) -> Command:

@@ -37,15 +37,22 @@ def encode_name(name: str) -> str:
     return "".join(_ESCAPES[b] for b in name.encode("utf-8"))
 
 
+class InvalidText(ValueError):
+    """Percent-decoded text holding a NUL: no client means one, and PostgreSQL cannot store it."""
+
+
 def decode_name(wire: str) -> str:
-    """Wire form -> stored name. Invalid UTF-8 falls back to Latin-1, as some old clients sent."""
+    """Wire form -> stored name. Invalid UTF-8 falls back to Latin-1, as some old clients sent.
+    Raises InvalidText for a ``%00``."""
     raw = unquote_to_bytes(wire)
+    if b"\x00" in raw:
+        raise InvalidText("a NUL in percent-encoded text")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw.decode("latin-1")
 
 
-def encoded_name_fits(wire: str) -> bool:
-    """Length check on a name as the client sent it, re-encoded the way we will send it."""
-    return len(encode_name(decode_name(wire))) <= MAX_ENCODED_NAME_BYTES
+def encoded_name_fits(name: str) -> bool:
+    """Length check on a decoded name, encoded the way we will send it."""
+    return len(encode_name(name)) <= MAX_ENCODED_NAME_BYTES
