@@ -535,3 +535,95 @@ def threaded_clock() -> Any:
             f(*args)
 
     return ThreadedClock()
+
+
+class RedisServerProcess:
+    """A private ``redis-server`` on a free port of 127.0.0.1, in-memory only (no RDB, no AOF),
+    working in ``workdir``: tests may flush, stop and restart it without touching a shared Redis."""
+
+    def __init__(self, workdir: Path, binary: str = "redis-server") -> None:
+        self.workdir = workdir
+        self.binary = shutil.which(binary) or binary
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start (or start again, on the same port) and wait until it answers PING."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        output = open(self.workdir / "redis.log", "ab")
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=output, stderr=subprocess.STDOUT)
+        output.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}: see {self.workdir / 'redis.log'}")
+            if self.ping():
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"redis-server did not answer within {timeout:g} s")
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class ReactorThread:
+    """The global reactor running in a thread of its own, for tests of code that uses it (e.g.
+    txredisapi, which always uses the global reactor): ``call`` runs a function on the reactor
+    thread and waits for its result, Deferred or not, up to ``timeout`` seconds. Nothing else in
+    the test process runs the global reactor (servers under test are subprocesses), and a
+    reactor cannot be restarted, so one is started per test session and stopped at its end."""
+
+    def __init__(self) -> None:
+        import threading
+
+        from twisted.internet import reactor
+
+        self.reactor: Any = reactor
+        self.thread = threading.Thread(target=reactor.run, kwargs={"installSignalHandlers": False},
+                                       name="reactor", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def call(self, f: Callable[..., Any], *args: Any, timeout: float = 30.0, **kwargs: Any) -> Any:
+        """``f(*args, **kwargs)`` on the reactor thread; its result (a Deferred's result once it
+        fires), or its exception raised here. TimeoutError if nothing comes within ``timeout``."""
+        import queue
+
+        from twisted.internet.defer import maybeDeferred
+
+        results: queue.Queue[Any] = queue.Queue()
+        self.reactor.callFromThread(lambda: maybeDeferred(f, *args, **kwargs).addBoth(results.put))
+        try:
+            result = results.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"{f!r} gave no result within {timeout:g} s") from None
+        if isinstance(result, Failure):
+            result.raiseException()
+        return result
+
+    def stop(self) -> None:
+        self.reactor.callFromThread(self.reactor.stop)
+        self.thread.join(timeout=10)

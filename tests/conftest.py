@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+import shutil
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from msnp6.auth import CredentialKey
 from msnp6.store.engine import make_engine
 from msnp6.store.schema import open_database, upgrade
 from msnp6.store.store import StoreCore
-from msnp6.testing import ServerProcess, TwoNodeServer
+from msnp6.testing import ReactorThread, RedisServerProcess, ServerProcess, TwoNodeServer
 
 
 @pytest.fixture
@@ -136,3 +137,23 @@ class Accounts:
 @pytest.fixture(scope="session")
 def accounts(database: Database, key_file: Path) -> Accounts:
     return Accounts(StoreCore(open_database(database.url)), CredentialKey.load(key_file))
+
+
+@pytest.fixture(scope="session")
+def reactor_thread() -> Iterator[ReactorThread]:
+    """The global reactor, running in a thread for the rest of the session (see ReactorThread)."""
+    running = ReactorThread()
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServerProcess]:
+    """A private redis-server for the session: tests keep apart by key prefix, never flush."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    proc = RedisServerProcess(tmp_path_factory.mktemp("redis"))
+    proc.start()
+    yield proc
+    proc.stop()

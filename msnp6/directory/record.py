@@ -1,6 +1,9 @@
 """One online session as the rest of the network may see it."""
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import attrs
 
 from ..core.visibility import allows
@@ -40,3 +43,30 @@ class PresenceRecord:
     def seen_by(self, viewer: str) -> bool:
         """``sees(viewer, self)``: online, not hidden, and allowing the viewer."""
         return self.visible and self.allows(viewer)
+
+
+#: The fields held as sets (JSON has none: they travel as sorted lists).
+_SET_FIELDS = ("allow", "block")
+
+
+def to_json(record: PresenceRecord) -> str:
+    """The record as one JSON object of its fields (how a shared directory stores it)."""
+    fields: dict[str, Any] = attrs.asdict(record, recurse=False)
+    for name in _SET_FIELDS:
+        fields[name] = sorted(fields[name])
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+
+
+def from_json(text: str) -> PresenceRecord:
+    """The record ``to_json`` wrote. Unknown keys are ignored (a newer node may add fields);
+    ValueError if a field is missing or the text is no JSON object."""
+    fields = json.loads(text)
+    if not isinstance(fields, dict):
+        raise ValueError("a presence record is a JSON object")
+    try:
+        values = {f.name: fields[f.name] for f in attrs.fields(PresenceRecord)}
+    except KeyError as missing:
+        raise ValueError(f"a presence record lacks {missing}") from None
+    for name in _SET_FIELDS:
+        values[name] = frozenset(values[name])
+    return PresenceRecord(**values)

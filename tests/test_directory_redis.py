@@ -1,0 +1,211 @@
+"""The presence directory's contract, kept by the in-memory and the Redis directory alike; then
+what only the Redis one does (a dead node's records, the shared count, Redis down).
+
+The Redis directory runs on the real (global) reactor in a thread of its own (``reactor_thread``)
+against a private redis-server; each test keeps to a key prefix of its own."""
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from twisted.logger import LogEvent, formatEvent
+
+from msnp6.cluster.connection import connect, parse_redis_url
+from msnp6.directory import MemoryDirectory, PresenceRecord
+from msnp6.directory.record import from_json, to_json
+from msnp6.directory.redis import DirectoryUnavailable, RedisDirectory
+from msnp6.testing import ReactorThread, RedisServerProcess
+
+
+def record(handle: str, node: str = "a", session: str = "s1", **changes: Any) -> PresenceRecord:
+    base = PresenceRecord(
+        handle=handle, node=node, session=session, account_id=7, dialect="MSNP6", status="NLN",
+        name="Zoë%20Ünïcode", blp="AL", allow=frozenset({"x@example.com", "y@example.com"}),
+        block=frozenset(), phone_home="555%201234", phone_work=None, phone_mobile=None,
+        mobile_allowed=False, email_enabled=True)
+    return attrs.evolve(base, **changes)
+
+
+@attrs.define
+class Under:
+    """A directory under test, called on the reactor thread (where its Deferreds fire)."""
+
+    directory: Any
+    call: Callable[..., Any]
+
+    def get(self, handle: str) -> PresenceRecord | None:
+        return self.call(self.directory.get, handle)  # type: ignore[no-any-return]
+
+    def get_many(self, handles: list[str]) -> dict[str, PresenceRecord]:
+        return self.call(self.directory.get_many, handles)  # type: ignore[no-any-return]
+
+    def put(self, r: PresenceRecord) -> None:
+        self.call(self.directory.put, r)
+
+    def remove(self, handle: str, session: str) -> None:
+        self.call(self.directory.remove, handle, session)
+
+    def count(self) -> int:
+        # Writes are fire-and-forget: a lookup answered after them has seen them (one connection,
+        # in order), and the count they returned with them.
+        self.get("nobody@example.com")
+        return self.call(self.directory.count)  # type: ignore[no-any-return]
+
+
+def prefix() -> str:
+    return f"t{secrets.token_hex(4)}:"
+
+
+@pytest.fixture
+def redis_directory(reactor_thread: ReactorThread, redis_server: RedisServerProcess) -> Iterator[RedisDirectory]:
+    conn = reactor_thread.call(connect, redis_server.url)
+    yield RedisDirectory(conn, reactor_thread.reactor, prefix=prefix())
+    reactor_thread.call(conn.disconnect)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def under(request: pytest.FixtureRequest, reactor_thread: ReactorThread) -> Under:
+    if request.param == "memory":
+        return Under(MemoryDirectory(), reactor_thread.call)
+    return Under(request.getfixturevalue("redis_directory"), reactor_thread.call)
+
+
+# -- the contract
+
+
+def test_get_and_get_many(under: Under) -> None:
+    assert under.get("ann@example.com") is None
+    ann, bob = record("ann@example.com"), record("bob@example.com", session="s2", status=None)
+    under.put(ann)
+    under.put(bob)
+    assert under.get("ann@example.com") == ann
+    assert under.get_many(["ann@example.com", "nobody@example.com", "bob@example.com", "ann@example.com"]) == {
+        "ann@example.com": ann, "bob@example.com": bob}
+    assert under.get_many([]) == {}
+
+
+def test_remove_takes_only_the_session_it_names(under: Under) -> None:
+    under.put(record("ann@example.com", session="s1"))
+    under.remove("ann@example.com", "stale")
+    assert under.get("ann@example.com") == record("ann@example.com", session="s1")
+    under.remove("ann@example.com", "s1")
+    assert under.get("ann@example.com") is None
+    under.remove("ann@example.com", "s1")  # again: nothing to remove, no error
+    assert under.get("ann@example.com") is None
+
+
+def test_a_newer_login_replaces_and_survives_the_older_logout(under: Under) -> None:
+    under.put(record("ann@example.com", node="a", session="s1"))
+    newer = record("ann@example.com", node="b", session="s2", status="BSY")
+    under.put(newer)
+    assert under.get("ann@example.com") == newer
+    under.remove("ann@example.com", "s1")
+    assert under.get("ann@example.com") == newer
+
+
+def test_count(under: Under) -> None:
+    assert under.count() == 0
+    under.put(record("ann@example.com"))
+    under.put(record("bob@example.com"))
+    under.put(record("ann@example.com", session="s9"))
+    assert under.count() == 2
+    under.remove("bob@example.com", "s1")
+    assert under.count() == 1
+
+
+# -- the Redis directory only
+
+
+def test_record_json_round_trip() -> None:
+    r = record("ann@example.com", phone_mobile="+1%20555", status=None)
+    assert from_json(to_json(r)) == r
+    assert from_json(to_json(r)[:-1] + ',"from_a_newer_node":1}') == r
+    with pytest.raises(ValueError):
+        from_json('{"handle": "ann@example.com"}')
+
+
+def test_remove_node_drops_only_that_nodes_current_records(redis_directory: RedisDirectory,
+                                                            reactor_thread: ReactorThread) -> None:
+    under = Under(redis_directory, reactor_thread.call)
+    under.put(record("ann@example.com", node="a", session="a1"))
+    under.put(record("bob@example.com", node="a", session="a2"))
+    under.put(record("cat@example.com", node="b", session="b1"))
+    under.put(record("bob@example.com", node="b", session="b2"))  # bob logged in again on b
+    under.put(record("dan@example.com", node="a", session="a3"))
+    under.remove("dan@example.com", "a3")
+
+    assert reactor_thread.call(redis_directory.remove_node, "a") == ["ann@example.com"]
+    assert under.get_many(["ann@example.com", "bob@example.com", "cat@example.com"]) == {
+        "bob@example.com": record("bob@example.com", node="b", session="b2"),
+        "cat@example.com": record("cat@example.com", node="b", session="b1")}
+    assert under.count() == 2
+    assert reactor_thread.call(redis_directory.remove_node, "a") == []
+    assert reactor_thread.call(redis_directory.remove_node, "b") == ["bob@example.com", "cat@example.com"]
+    assert under.count() == 0
+
+
+def test_count_follows_other_nodes(reactor_thread: ReactorThread, redis_server: RedisServerProcess) -> None:
+    shared = prefix()
+    conns = [reactor_thread.call(connect, redis_server.url) for _ in range(2)]
+    a, b = (RedisDirectory(c, reactor_thread.reactor, prefix=shared, count_interval=0.1) for c in conns)
+    try:
+        reactor_thread.call(b.startService)
+        on_a = Under(a, reactor_thread.call)
+        on_a.put(record("ann@example.com"))
+        assert on_a.get("ann@example.com") is not None  # the put has landed (b reads on its own connection)
+        assert reactor_thread.call(b.refresh_count) == 1
+        reactor_thread.call(a.remove, "ann@example.com", "s1")
+        deadline = time.monotonic() + 10
+        while reactor_thread.call(b.count) != 0 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the LoopingCall re-reads it
+        assert reactor_thread.call(b.count) == 0
+    finally:
+        reactor_thread.call(b.stopService)
+        for c in conns:
+            reactor_thread.call(c.disconnect)
+
+
+def test_redis_down(reactor_thread: ReactorThread, tmp_path: Path, logged: list[LogEvent]) -> None:
+    """Lookups fail with DirectoryUnavailable within the timeout; a write logs one line."""
+    server = RedisServerProcess(tmp_path / "redis")
+    server.start()
+    conn = reactor_thread.call(connect, server.url)
+    directory = RedisDirectory(conn, reactor_thread.reactor, prefix=prefix(), timeout=1.0)
+    try:
+        under = Under(directory, reactor_thread.call)
+        under.put(record("ann@example.com"))
+        assert under.get("ann@example.com") == record("ann@example.com")
+        server.stop()
+        with pytest.raises(DirectoryUnavailable):
+            under.get("ann@example.com")
+        with pytest.raises(DirectoryUnavailable):
+            under.get_many(["ann@example.com"])
+        with pytest.raises(DirectoryUnavailable):
+            reactor_thread.call(directory.remove_node, "a")
+        under.put(record("bob@example.com"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not _failed_puts(logged):
+            time.sleep(0.05)
+        assert len(_failed_puts(logged)) == 1
+        assert "\n" not in _failed_puts(logged)[0]
+    finally:
+        reactor_thread.call(conn.disconnect)
+        server.stop()
+
+
+def _failed_puts(logged: list[LogEvent]) -> list[str]:
+    return [text for e in list(logged) if "put of 'bob@example.com' failed" in (text := formatEvent(e))]
+
+
+def test_parse_redis_url() -> None:
+    assert parse_redis_url("redis://10.0.0.5:6380/3") == parse_redis_url("redis://10.0.0.5:6380/3/")
+    address = parse_redis_url("redis://redis")
+    assert (address.host, address.port, address.db) == ("redis", 6379, 0)
+    for bad in ("memory:", "http://x:1/0", "redis://x:1/db", "redis:///0"):
+        with pytest.raises(ValueError):
+            parse_redis_url(bad)
