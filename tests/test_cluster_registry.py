@@ -5,9 +5,11 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from twisted.logger import LogEvent, formatEvent
 
 from msnp6.cluster.connection import connect
 from msnp6.cluster.registry import HeartbeatService, NodeInfo, Registry
@@ -120,3 +122,35 @@ def test_heartbeat_carries_the_current_load_and_time(reactor_thread: ReactorThre
     assert info.load == 4 and info.heartbeat >= before
     call(service.beat)
     assert [n.load for n in call(reg.live_nodes)] == [7]
+
+
+def test_heartbeats_survive_a_redis_restart(reactor_thread: ReactorThread, tmp_path: Path,
+                                            logged: list[LogEvent]) -> None:
+    """Redis down: one warning for the whole outage, not one per beat; Redis back (same port):
+    the connection comes back by itself and the node is listed again."""
+    server = RedisServerProcess(tmp_path / "redis")
+    server.start()
+    call = reactor_thread.call
+    conn = call(connect, server.url)
+    reg = registry(conn, ttl=1)
+    service = HeartbeatService(reg, lambda: node("a"), reactor_thread.reactor)
+    try:
+        call(service.beat)
+        assert not service.failing
+        server.stop()
+        call(service.beat)
+        call(service.beat)
+        assert service.failing
+        assert len([e for e in list(logged) if "heartbeat failed" in formatEvent(e)]) == 1
+        server.start()
+
+        def listed() -> bool:
+            call(service.beat)
+            return [n.name for n in call(reg.live_nodes, timeout=5)] == ["a"]
+
+        wait_for(listed, timeout=60)
+        assert not service.failing
+        assert any("succeed again" in formatEvent(e) for e in list(logged))
+    finally:
+        call(conn.disconnect)
+        server.stop()

@@ -138,6 +138,12 @@ def test_remove_node_drops_only_that_nodes_current_records(redis_directory: Redi
     under.put(record("bob@example.com", node="b", session="b2"))  # bob logged in again on b
     under.put(record("dan@example.com", node="a", session="a3"))
     under.remove("dan@example.com", "a3")
+    redis, members = redis_directory.redis, redis_directory.node_key
+    # The node sets follow the records: bob moved to b, dan left.
+    assert reactor_thread.call(redis.smembers, members("a")) == {"ann@example.com"}
+    assert reactor_thread.call(redis.smembers, members("b")) == {"bob@example.com", "cat@example.com"}
+    # Even a stale membership (a set out of step) cannot drop a record that names another node.
+    reactor_thread.call(redis.sadd, members("a"), "cat@example.com")
 
     assert reactor_thread.call(redis_directory.remove_node, "a") == ["ann@example.com"]
     assert under.get_many(["ann@example.com", "bob@example.com", "cat@example.com"]) == {

@@ -148,9 +148,9 @@ def _decode(names: Iterable[str], texts: Iterable[str | None]) -> list[NodeInfo]
 
 class HeartbeatService(service.Service):
     """Heartbeats this node every ``ttl / 3`` seconds (two beats may be lost before it counts as
-    dead) and, on each beat, takes dead nodes off the list, calling ``on_node_dead(name)`` once
+    dead) and, after each beat, takes dead nodes off the list, calling ``on_node_dead(name)`` once
     per dead node (so their users can be dropped from the directory and shown FLN). A failed beat
-    (Redis down) is logged and the next one tries again. ``info()`` gives the node's current
+    (Redis down) is logged once per outage and the next one tries again. ``info()`` gives the node's current
     state; the heartbeat time is set here from ``clock``. On stop, the node leaves the registry."""
 
     def __init__(self, registry: Registry, info: Callable[[], NodeInfo], clock: IReactorTime,
@@ -161,6 +161,8 @@ class HeartbeatService(service.Service):
         self.on_node_dead = on_node_dead
         self._loop: LoopingCall | None = None
         self._name: str | None = None
+        #: The last beat failed (Redis down or too slow).
+        self.failing = False
 
     def beat(self) -> "Deferred[None]":
         """One heartbeat and one reap; never fails (nor takes longer than ``ttl``)."""
@@ -169,6 +171,7 @@ class HeartbeatService(service.Service):
         d = self.registry.heartbeat(info)
         d.addCallback(lambda _: self.registry.reap())
         d.addCallback(self._dead)
+        d.addCallback(self._succeeded)
         # A lazy connection waits for Redis to come back: give up and let the next beat try.
         d.addTimeout(self.registry.ttl, self.clock)
         return d.addErrback(self._failed)
@@ -183,7 +186,16 @@ class HeartbeatService(service.Service):
                     log.failure("on_node_dead({node!r}) failed", node=name)
 
     def _failed(self, failure: Failure) -> None:
-        log.warn("Node registry: heartbeat failed: {error}", error=failure.getErrorMessage())
+        # Once per outage, not once per beat: a Redis restart would otherwise flood the log.
+        if not self.failing:
+            log.warn("Node registry: heartbeat failed (logged once until one succeeds): {error}",
+                     error=failure.getErrorMessage())
+        self.failing = True
+
+    def _succeeded(self, result: None) -> None:
+        if self.failing:
+            log.info("Node registry: heartbeats succeed again")
+        self.failing = False
 
     def startService(self) -> None:
         super().startService()
@@ -198,4 +210,5 @@ class HeartbeatService(service.Service):
         super().stopService()
         if self._name is None:
             return None
-        return self.registry.leave(self._name).addErrback(self._failed)
+        return self.registry.leave(self._name).addErrback(
+            lambda f: log.warn("Node registry: leaving failed: {error}", error=f.getErrorMessage()))
