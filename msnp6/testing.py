@@ -389,6 +389,47 @@ def wait_until_listening(proc: "subprocess.Popen[bytes]", ports: Iterable[int], 
     raise TimeoutError(f"msnp6 did not start listening within {timeout:g} s:\n{describe()}")
 
 
+class RedisServerProcess:
+    """A private ``redis-server`` on 127.0.0.1 (no persistence, files in ``workdir``), for tests
+    that must stop and start Redis without touching a shared one. Self-contained."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"redis-{self.port}.log"
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
+                 "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                 "--dir", str(self.workdir)],
+                stdout=out, stderr=subprocess.STDOUT)
+        wait_until_listening(self.proc, [self.port], timeout,
+                             lambda: self.log_path.read_text(errors="replace"))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        """Stop, then start again on the same port (a Redis restart, as clients see it)."""
+        self.stop()
+        self.start()
+
+
 def run_admin(args: Sequence[str], db: str, key_file: Path, stdin: str = "",
               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``msnp6-admin --db db --key-file key_file *args``; ``env`` is added to the environment."""
