@@ -577,6 +577,11 @@ class RedisServerProcess:
         except OSError:
             return False
 
+    def restart(self) -> None:
+        """Stop, then start again on the same port (a Redis restart, as clients see it)."""
+        self.stop()
+        self.start()
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -588,42 +593,53 @@ class RedisServerProcess:
         self.proc = None
 
 
-class ReactorThread:
-    """The global reactor running in a thread of its own, for tests of code that uses it (e.g.
-    txredisapi, which always uses the global reactor): ``call`` runs a function on the reactor
-    thread and waits for its result, Deferred or not, up to ``timeout`` seconds. Nothing else in
-    the test process runs the global reactor (servers under test are subprocesses), and a
-    reactor cannot be restarted, so one is started per test session and stopped at its end."""
+class ReactorPump:
+    """The global reactor, pumped by the test on its own thread (``reactor.iterate``; it is never
+    ``run``): for tests of code that must use the global reactor (txredisapi schedules on it).
+    One thread, so the code under test and the test never race; nothing else in the test process
+    uses the global reactor (servers under test are subprocesses)."""
 
     def __init__(self) -> None:
-        import threading
-
         from twisted.internet import reactor
 
         self.reactor: Any = reactor
-        self.thread = threading.Thread(target=reactor.run, kwargs={"installSignalHandlers": False},
-                                       name="reactor", daemon=True)
 
     def start(self) -> None:
-        self.thread.start()
-
-    def call(self, f: Callable[..., Any], *args: Any, timeout: float = 30.0, **kwargs: Any) -> Any:
-        """``f(*args, **kwargs)`` on the reactor thread; its result (a Deferred's result once it
-        fires), or its exception raised here. TimeoutError if nothing comes within ``timeout``."""
-        import queue
-
-        from twisted.internet.defer import maybeDeferred
-
-        results: queue.Queue[Any] = queue.Queue()
-        self.reactor.callFromThread(lambda: maybeDeferred(f, *args, **kwargs).addBoth(results.put))
-        try:
-            result = results.get(timeout=timeout)
-        except queue.Empty:
-            raise TimeoutError(f"{f!r} gave no result within {timeout:g} s") from None
-        if isinstance(result, Failure):
-            result.raiseException()
-        return result
+        """Start the reactor's thread pool, as ``run`` would: host names are resolved in it
+        (txredisapi connects through HostnameEndpoint). Its results come back by
+        ``callFromThread``, which pumping runs."""
+        pool = self.reactor.getThreadPool()
+        if not pool.started:
+            pool.start()
 
     def stop(self) -> None:
-        self.reactor.callFromThread(self.reactor.stop)
-        self.thread.join(timeout=10)
+        """Stop the thread pool (its threads would keep the process from exiting)."""
+        self.reactor.getThreadPool().stop()
+
+    def until(self, done: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+        """Pump until ``done()``; AssertionError naming ``what`` after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            self.reactor.iterate(0.01)
+
+    def call(self, f: Callable[..., Any], *args: Any, timeout: float = 30.0, **kwargs: Any) -> Any:
+        """``f(*args, **kwargs)``; its result (a Deferred's result once it fires, the reactor
+        pumped meanwhile), or its exception raised here."""
+        from twisted.internet.defer import maybeDeferred
+
+        results: list[Any] = []
+        maybeDeferred(f, *args, **kwargs).addBoth(results.append)
+        try:
+            self.until(lambda: bool(results), f"{f!r}", timeout)
+        except AssertionError:
+            raise TimeoutError(f"{f!r} gave no result within {timeout:g} s") from None
+        if isinstance(results[0], Failure):
+            results[0].raiseException()
+        return results[0]
+
+    def sleep(self, seconds: float) -> None:
+        """Let ``seconds`` pass with the reactor running (timers, network)."""
+        deadline = time.monotonic() + seconds
+        self.until(lambda: time.monotonic() >= deadline, "the time to pass", seconds + 1)

@@ -17,7 +17,7 @@ from msnp6.auth import CredentialKey
 from msnp6.store.engine import make_engine
 from msnp6.store.schema import open_database, upgrade
 from msnp6.store.store import StoreCore
-from msnp6.testing import ReactorThread, RedisServerProcess, ServerProcess, TwoNodeServer
+from msnp6.testing import ReactorPump, RedisServerProcess, ServerProcess, TwoNodeServer
 
 
 @pytest.fixture
@@ -140,12 +140,12 @@ def accounts(database: Database, key_file: Path) -> Accounts:
 
 
 @pytest.fixture(scope="session")
-def reactor_thread() -> Iterator[ReactorThread]:
-    """The global reactor, running in a thread for the rest of the session (see ReactorThread)."""
-    running = ReactorThread()
-    running.start()
-    yield running
-    running.stop()
+def reactor_pump() -> Iterator[ReactorPump]:
+    """The global reactor, pumped by the test itself (see ReactorPump)."""
+    pump = ReactorPump()
+    pump.start()
+    yield pump
+    pump.stop()
 
 
 @pytest.fixture(scope="session")

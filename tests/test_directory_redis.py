@@ -1,7 +1,7 @@
 """The presence directory's contract, kept by the in-memory and the Redis directory alike; then
 what only the Redis one does (a dead node's records, the shared count, Redis down).
 
-The Redis directory runs on the real (global) reactor in a thread of its own (``reactor_thread``)
+The Redis directory runs on the real (global) reactor, pumped by the test (``reactor_pump``),
 against a private redis-server; each test keeps to a key prefix of its own."""
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from msnp6.cluster.connection import connect, parse_redis_url
 from msnp6.directory import MemoryDirectory, PresenceRecord
 from msnp6.directory.record import from_json, to_json
 from msnp6.directory.redis import DirectoryUnavailable, RedisDirectory
-from msnp6.testing import ReactorThread, RedisServerProcess
+from msnp6.testing import ReactorPump, RedisServerProcess
 
 
 def record(handle: str, node: str = "a", session: str = "s1", **changes: Any) -> PresenceRecord:
@@ -62,17 +62,17 @@ def prefix() -> str:
 
 
 @pytest.fixture
-def redis_directory(reactor_thread: ReactorThread, redis_server: RedisServerProcess) -> Iterator[RedisDirectory]:
-    conn = reactor_thread.call(connect, redis_server.url)
-    yield RedisDirectory(conn, reactor_thread.reactor, prefix=prefix())
-    reactor_thread.call(conn.disconnect)
+def redis_directory(reactor_pump: ReactorPump, redis_server: RedisServerProcess) -> Iterator[RedisDirectory]:
+    conn = reactor_pump.call(connect, redis_server.url)
+    yield RedisDirectory(conn, reactor_pump.reactor, prefix=prefix())
+    reactor_pump.call(conn.disconnect)
 
 
 @pytest.fixture(params=["memory", "redis"])
-def under(request: pytest.FixtureRequest, reactor_thread: ReactorThread) -> Under:
+def under(request: pytest.FixtureRequest, reactor_pump: ReactorPump) -> Under:
     if request.param == "memory":
-        return Under(MemoryDirectory(), reactor_thread.call)
-    return Under(request.getfixturevalue("redis_directory"), reactor_thread.call)
+        return Under(MemoryDirectory(), reactor_pump.call)
+    return Under(request.getfixturevalue("redis_directory"), reactor_pump.call)
 
 
 # -- the contract
@@ -130,8 +130,8 @@ def test_record_json_round_trip() -> None:
 
 
 def test_remove_node_drops_only_that_nodes_current_records(redis_directory: RedisDirectory,
-                                                            reactor_thread: ReactorThread) -> None:
-    under = Under(redis_directory, reactor_thread.call)
+                                                            reactor_pump: ReactorPump) -> None:
+    under = Under(redis_directory, reactor_pump.call)
     under.put(record("ann@example.com", node="a", session="a1"))
     under.put(record("bob@example.com", node="a", session="a2"))
     under.put(record("cat@example.com", node="b", session="b1"))
@@ -140,50 +140,50 @@ def test_remove_node_drops_only_that_nodes_current_records(redis_directory: Redi
     under.remove("dan@example.com", "a3")
     redis, members = redis_directory.redis, redis_directory.node_key
     # The node sets follow the records: bob moved to b, dan left.
-    assert reactor_thread.call(redis.smembers, members("a")) == {"ann@example.com"}
-    assert reactor_thread.call(redis.smembers, members("b")) == {"bob@example.com", "cat@example.com"}
+    assert reactor_pump.call(redis.smembers, members("a")) == {"ann@example.com"}
+    assert reactor_pump.call(redis.smembers, members("b")) == {"bob@example.com", "cat@example.com"}
     # Even a stale membership (a set out of step) cannot drop a record that names another node.
-    reactor_thread.call(redis.sadd, members("a"), "cat@example.com")
+    reactor_pump.call(redis.sadd, members("a"), "cat@example.com")
 
-    assert reactor_thread.call(redis_directory.remove_node, "a") == ["ann@example.com"]
+    assert reactor_pump.call(redis_directory.remove_node, "a") == ["ann@example.com"]
     assert under.get_many(["ann@example.com", "bob@example.com", "cat@example.com"]) == {
         "bob@example.com": record("bob@example.com", node="b", session="b2"),
         "cat@example.com": record("cat@example.com", node="b", session="b1")}
     assert under.count() == 2
-    assert reactor_thread.call(redis_directory.remove_node, "a") == []
-    assert reactor_thread.call(redis_directory.remove_node, "b") == ["bob@example.com", "cat@example.com"]
+    assert reactor_pump.call(redis_directory.remove_node, "a") == []
+    assert reactor_pump.call(redis_directory.remove_node, "b") == ["bob@example.com", "cat@example.com"]
     assert under.count() == 0
 
 
-def test_count_follows_other_nodes(reactor_thread: ReactorThread, redis_server: RedisServerProcess) -> None:
+def test_count_follows_other_nodes(reactor_pump: ReactorPump, redis_server: RedisServerProcess) -> None:
     shared = prefix()
-    conns = [reactor_thread.call(connect, redis_server.url) for _ in range(2)]
-    a, b = (RedisDirectory(c, reactor_thread.reactor, prefix=shared, count_interval=0.1) for c in conns)
+    conns = [reactor_pump.call(connect, redis_server.url) for _ in range(2)]
+    a, b = (RedisDirectory(c, reactor_pump.reactor, prefix=shared, count_interval=0.1) for c in conns)
     try:
-        reactor_thread.call(b.startService)
-        on_a = Under(a, reactor_thread.call)
+        reactor_pump.call(b.startService)
+        on_a = Under(a, reactor_pump.call)
         on_a.put(record("ann@example.com"))
         assert on_a.get("ann@example.com") is not None  # the put has landed (b reads on its own connection)
-        assert reactor_thread.call(b.refresh_count) == 1
-        reactor_thread.call(a.remove, "ann@example.com", "s1")
+        assert reactor_pump.call(b.refresh_count) == 1
+        reactor_pump.call(a.remove, "ann@example.com", "s1")
         deadline = time.monotonic() + 10
-        while reactor_thread.call(b.count) != 0 and time.monotonic() < deadline:
-            time.sleep(0.05)  # the LoopingCall re-reads it
-        assert reactor_thread.call(b.count) == 0
+        while reactor_pump.call(b.count) != 0 and time.monotonic() < deadline:
+            reactor_pump.sleep(0.05)  # the LoopingCall re-reads it
+        assert reactor_pump.call(b.count) == 0
     finally:
-        reactor_thread.call(b.stopService)
+        reactor_pump.call(b.stopService)
         for c in conns:
-            reactor_thread.call(c.disconnect)
+            reactor_pump.call(c.disconnect)
 
 
-def test_redis_down(reactor_thread: ReactorThread, tmp_path: Path, logged: list[LogEvent]) -> None:
+def test_redis_down(reactor_pump: ReactorPump, tmp_path: Path, logged: list[LogEvent]) -> None:
     """Lookups fail with DirectoryUnavailable within the timeout; a write logs one line."""
     server = RedisServerProcess(tmp_path / "redis")
     server.start()
-    conn = reactor_thread.call(connect, server.url)
-    directory = RedisDirectory(conn, reactor_thread.reactor, prefix=prefix(), timeout=1.0)
+    conn = reactor_pump.call(connect, server.url)
+    directory = RedisDirectory(conn, reactor_pump.reactor, prefix=prefix(), timeout=1.0)
     try:
-        under = Under(directory, reactor_thread.call)
+        under = Under(directory, reactor_pump.call)
         under.put(record("ann@example.com"))
         assert under.get("ann@example.com") == record("ann@example.com")
         server.stop()
@@ -192,15 +192,15 @@ def test_redis_down(reactor_thread: ReactorThread, tmp_path: Path, logged: list[
         with pytest.raises(DirectoryUnavailable):
             under.get_many(["ann@example.com"])
         with pytest.raises(DirectoryUnavailable):
-            reactor_thread.call(directory.remove_node, "a")
+            reactor_pump.call(directory.remove_node, "a")
         under.put(record("bob@example.com"))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not _failed_puts(logged):
-            time.sleep(0.05)
+            reactor_pump.sleep(0.05)
         assert len(_failed_puts(logged)) == 1
         assert "\n" not in _failed_puts(logged)[0]
     finally:
-        reactor_thread.call(conn.disconnect)
+        reactor_pump.call(conn.disconnect)
         server.stop()
 
 
