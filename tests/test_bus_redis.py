@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,8 +40,8 @@ class Failing:
         raise RuntimeError("this node is broken")
 
 
-def pump_until(reactor: Any, done: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    ReactorPump().until(done, what, timeout)
+#: The global reactor, pumped on the test's thread (the bus connects to addresses: no thread pool).
+pump = ReactorPump()
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ class RedisNodes:
         bus = RedisBus("127.0.0.1", self.server.port, self.db, reactor=self.reactor,
                        on_reconnect=reconnected, max_delay=0.5)
         bus.start()
-        pump_until(self.reactor, lambda: bus.connected, "the bus to connect")
+        pump.until(lambda: bus.connected, "the bus to connect")
         return bus
 
     def node(self) -> RedisBus:
@@ -116,12 +116,12 @@ class RedisNodes:
 
     def settle(self) -> None:
         everyone = [*self.buses, self.fencer]
-        pump_until(self.reactor, lambda: all(b.in_flight == 0 and b.subscriptions_settled for b in everyone),
+        pump.until(lambda: all(b.in_flight == 0 and b.subscriptions_settled for b in everyone),
                    "Redis to take every PUBLISH and SUBSCRIBE")
         # Redis has queued every message for the subscribers; one more from the fencer comes after.
         marker = NameChanged(name=f"fence {next(self.counter)}")
         self.fencer.publish([f"fence{i}@test" for i in range(len(self.buses))], marker)
-        pump_until(self.reactor, lambda: all(f.got and f.got[-1][1] == marker for f in self.fences),
+        pump.until(lambda: all(f.got and f.got[-1][1] == marker for f in self.fences),
                    "the fence to reach every node")
 
     def failed(self) -> int:
@@ -129,7 +129,7 @@ class RedisNodes:
 
     def close(self) -> None:
         stopped = [bus.stop() for bus in [*self.buses, self.fencer]]
-        pump_until(self.reactor, lambda: all(d.called for d in stopped), "the buses to stop")
+        pump.until(lambda: all(d.called for d in stopped), "the buses to stop")
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -248,7 +248,7 @@ def test_redis_restarted_the_buses_reconnect_resubscribe_and_say_so(redis_nodes:
     assert cluster.reconnects == [1, 1, 1]  # the first connection counts too
 
     cluster.server.stop()
-    pump_until(cluster.reactor, lambda: not a.connected and not b.connected, "the buses to see Redis gone")
+    pump.until(lambda: not a.connected and not b.connected, "the buses to see Redis gone")
     a.publish([ALICE, BOB], NLN)  # does not raise; Alice is on this node and still gets it
     assert alice.got == [(ALICE, NLN)]
     assert a.dropped == 2 and bob.got == []
@@ -257,7 +257,7 @@ def test_redis_restarted_the_buses_reconnect_resubscribe_and_say_so(redis_nodes:
 
     cluster.server.start()
     buses = [*cluster.buses, cluster.fencer]
-    pump_until(cluster.reactor, lambda: all(bus.connected for bus in buses), "the buses to reconnect")
+    pump.until(lambda: all(bus.connected for bus in buses), "the buses to reconnect")
     assert cluster.reconnects == [2, 2, 2]
     cluster.settle()  # the fence accounts are subscribed again too
     a.publish([BOB, CAROL], NameChanged(name="back"))
@@ -279,13 +279,13 @@ def test_a_bus_started_before_redis_connects_when_it_comes(tmp_path: Path) -> No
     assert alice.got == [(ALICE, NLN)] and bus.dropped == 1 and not bus.connected
     server.start()
     try:
-        pump_until(reactor, lambda: bus.connected and bus.subscriptions_settled, "the bus to connect")
+        pump.until(lambda: bus.connected and bus.subscriptions_settled, "the bus to connect")
         out = subprocess.run(["redis-cli", "-p", str(server.port), "PUBSUB", "CHANNELS"],
                              capture_output=True, text=True, check=True).stdout.split()
         assert sorted(out) == ["msnp6:0:a:alice@example.com", "msnp6:0:all"]
     finally:
         d = bus.stop()
-        pump_until(reactor, lambda: d.called, "the bus to stop")
+        pump.until(lambda: d.called, "the bus to stop")
         server.stop()
 
 
