@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from twisted.internet.defer import Deferred
+
 from ..wire.errors import Disconnect, ErrorCode, ProtocolError
 from ..wire.lines import Command
 from .presence import is_visible
@@ -11,7 +13,7 @@ if TYPE_CHECKING:
     from .protocol import NotificationProtocol
 
 
-def handle_xfr(conn: "NotificationProtocol", command: Command) -> None:
+def handle_xfr(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
     if command.trid is None or len(command.args) != 1:
         raise Disconnect("malformed XFR")
     if command.args[0] != "SB":
@@ -26,8 +28,15 @@ def handle_xfr(conn: "NotificationProtocol", command: Command) -> None:
     if realm.tickets.held_by(me) >= realm.config.limits["cookies-user"].count:
         realm.limited("cookies-user", me)
         raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
-    if not realm.switchboard_requests.allow(me):
-        realm.limited("xfr-sb", me)
-        raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
-    ticket = conn.realm.tickets.issue(conn.state.handle, conn.dialect.name, name=conn.state.name)
-    conn.send("XFR", command.trid, "SB", conn.realm.address("sb"), "CKI", ticket.cookie)
+    trid = command.trid
+    dialect = conn.dialect.name
+
+    def allowed(ok: bool) -> None:
+        if not ok:
+            realm.limited("xfr-sb", me)
+            raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
+        assert conn.state is not None
+        ticket = realm.tickets.issue(me, dialect, name=conn.state.name)
+        conn.send("XFR", trid, "SB", realm.address("sb"), "CKI", ticket.cookie)
+
+    return realm.windows.allow("xfr-sb", me).addCallback(allowed)
