@@ -21,9 +21,11 @@ shorten anyone's window. It costs nothing extra: the scripts run in Redis anyway
   every failure is counted before the next answer is checked, as with ``MemoryWindows``, however
   many arrive pipelined. Across nodes the bound is looser: answers compared on several nodes at
   the same instant each see only the failures that reached Redis before their read, so together
-  they can exceed the limit by at most what the other nodes had in flight then (each node's
-  answers between its read and the other nodes' writes). Answers merely in flight still never
-  count.
+  they can exceed the limit by at most what the other nodes had in flight then (the failures
+  they recorded within one Redis round trip). At worst, every node's reads out before any
+  node's writes, each node checks ``count`` answers: no worse than counting per node, and once
+  the writes are in every node refuses for the rest of the window. Answers merely in flight
+  still never count.
 
 Redis unreachable, failing or slower than ``timeout``: the decision falls back to this node's
 own counters (which record every event this node counted, Redis up or not), so an outage means
