@@ -282,7 +282,7 @@ def test_a_bus_started_before_redis_connects_when_it_comes(tmp_path: Path) -> No
         pump.until(lambda: bus.connected and bus.subscriptions_settled, "the bus to connect")
         out = subprocess.run(["redis-cli", "-p", str(server.port), "PUBSUB", "CHANNELS"],
                              capture_output=True, text=True, check=True).stdout.split()
-        assert sorted(out) == ["msnp6:0:a:alice@example.com", "msnp6:0:all"]
+        assert sorted(out) == ["msnp6:0:a:alice@example.com", "msnp6:0:all", "msnp6:0:many"]
     finally:
         d = bus.stop()
         pump.until(lambda: d.called, "the bus to stop")
@@ -322,3 +322,21 @@ def test_databases_of_one_redis_are_separate_buses(redis_server: RedisServerProc
     finally:
         zero.close()
         one.close()
+
+
+def test_an_event_for_many_accounts_is_one_publish_and_reaches_each_holder_once(nodes: Nodes) -> None:
+    a, b = nodes.node(), nodes.node()
+    on_a, on_b = Recorder(), Recorder()
+    many = [f"watcher{i}@example.com" for i in range(30)]
+    for i, handle in enumerate(many[:20]):
+        (a if i % 2 else b).subscribe(handle, on_a if i % 2 else on_b)
+    nodes.settle()
+    sent = getattr(a, "sent", 0)
+    a.publish(many, NLN)  # 10 held on a, 10 on b, 10 by nobody
+    nodes.settle()
+    assert sorted(h for h, _ in on_a.got) == sorted(many[1:20:2])
+    assert sorted(h for h, _ in on_b.got) == sorted(many[0:20:2])
+    assert all(e == NLN for _, e in on_a.got + on_b.got)
+    if isinstance(a, RedisBus):
+        assert a.sent - sent == 1
+        assert a.bad == 0 and b.bad == 0

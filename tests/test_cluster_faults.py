@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from test_lists_e2e import Person
 
-from msnp6.testing import MsnpClient, RedisServerProcess
+from msnp6.testing import MsnpClient, RedisServerProcess, ServerProcess
 from msnp6.testing_cluster import ClusterServer, ready
 
 NODE_TTL = 3.0
@@ -182,4 +182,24 @@ def test_a_node_started_again_under_its_name_drops_what_its_earlier_run_left(clu
     cluster.wait_ready(names=["b"])
     assert alice.c.recv(timeout=5).line == f"FLN {bob.handle}"
     assert redis_cli(private_redis, "HKEYS", "msnp6:presence").split() == [alice.handle]
-    alice.c.expect_silence(NODE_TTL + 1)  # and no second FLN when the old entry would have expired
+    time.sleep(NODE_TTL + 1)  # and no second FLN when the old entry would have expired
+    assert alice.quiet() == []
+
+
+def test_a_dispatch_server_without_notification_nodes_is_not_ready_and_says_unavailable(
+        database, key_file, tmp_path, private_redis):
+    if database.backend != "postgresql":
+        pytest.skip("the cluster runs on PostgreSQL")
+    ds = ServerProcess(database.url, key_file, tmp_path / "ds", ["--bus", private_redis.url, "--roles", "ds"],
+                       admin=True, services=("ds",))
+    ds.start()
+    try:
+        time.sleep(1.5)  # a heartbeat or two: the DS's own entry serves no notification
+        assert ready(ds.ports["admin"]) == (503, "no live notification node\n")
+        with ds.client("ds") as c:
+            c.negotiate()
+            c.send("USR 7 MD5 I someone@example.com")
+            assert c.recv().line == "915 7"
+            c.expect_closed()
+    finally:
+        ds.stop()

@@ -1,18 +1,21 @@
-"""The bus between processes: Redis pub/sub, one channel per account and one for everyone.
+"""The bus between processes: Redis pub/sub, one channel per account and two every node reads.
 
-A node SUBSCRIBEs (on a connection of its own) to the channel of each account it holds, and to
-the broadcast channel; ``publish`` PUBLISHes on another connection. Events this process publishes
+A node SUBSCRIBEs (on a connection of its own) to the channel of each account it holds, to the
+broadcast channel (``publish_all``) and to the fan-out channel, where an event for more than
+``FAN_OUT`` accounts goes once with their names (each node delivers to those it holds);
+``publish`` PUBLISHes on another connection. Events this process publishes
 are delivered to its own subscribers at once, as the in-memory bus does (same-node delivery keeps
 working while Redis is away, and costs no round trip); each message carries the publishing bus's
 origin, so the echo Redis sends back is recognised and skipped: a local subscriber gets each event
 exactly once.
 
 Both connections reconnect with backoff. Pub/sub knows nothing of database numbers, so the channel
-names carry the database (``msnp6:<db>:a:<handle>``, ``msnp6:<db>:all``): nodes on different
+names carry the database (``msnp6:<db>:a:<handle>``, ``msnp6:<db>:all``, ``msnp6:<db>:many``): nodes on different
 databases of one Redis stay apart.
 """
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -31,6 +34,10 @@ from ..events import BadEvent, Event, decode, encode
 from .interface import Subscriber
 
 log = Logger()
+
+#: Above this many recipients an event goes out once, on the channel every node reads, naming
+#: them; up to it, once per recipient's own channel (only the nodes holding them read it).
+FAN_OUT = 8
 
 
 class _Listener(txredisapi.SubscriberProtocol):
@@ -96,6 +103,7 @@ class RedisBus:
         self.on_reconnect = on_reconnect
         self._prefix = f"msnp6:{db}:a:"
         self._all = f"msnp6:{db}:all"
+        self._many = f"msnp6:{db}:many"
         # Tells our own messages apart when Redis echoes them to our subscriber connection.
         self._origin = secrets.token_hex(8).encode("ascii")
         self._holders: dict[str, tuple[Subscriber, ...]] = {}
@@ -114,6 +122,8 @@ class RedisBus:
         self.dropped = 0
         self.received = 0
         self.bad = 0
+        #: PUBLISH commands sent (a fan-out to many accounts is one).
+        self.sent = 0
         #: PUBLISHes sent and not answered yet.
         self.in_flight = 0
         policy = backoffPolicy(initialDelay=0.1, maxDelay=max_delay, factor=2.0)
@@ -172,9 +182,16 @@ class RedisBus:
         handles = list(handles)
         # Out to Redis before the local delivery: whatever a local subscriber publishes in turn
         # then reaches the other nodes after this event, not before it.
-        message = self._origin + b" " + encode(event)
-        for handle in handles:
-            self._send(self._prefix + handle, message)
+        body = encode(event)
+        if len(handles) > FAN_OUT:
+            # One message every node gets, naming the accounts, rather than one per account: a
+            # presence change to 1,000 watchers is one PUBLISH, and one message per node to parse.
+            names = json.dumps(handles, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            self._send(self._many, self._origin + b" " + names + b"\n" + body)
+        else:
+            message = self._origin + b" " + body
+            for handle in handles:
+                self._send(self._prefix + handle, message)
         for handle in handles:
             self._deliver(handle, event)
 
@@ -190,6 +207,7 @@ class RedisBus:
         if self._pub is None:
             self._lost("not connected")
             return
+        self.sent += 1
         try:
             d = self._pub.publish(channel, message)
         except Exception:  # txredisapi raises at once on a connection that just went
@@ -228,16 +246,24 @@ class RedisBus:
         origin, _, body = data.partition(b" ")
         if origin == self._origin:
             return  # delivered when it was published
+        if isinstance(channel, bytes):
+            channel = channel.decode("utf-8", "replace")
+        handles: list[str] = []
         try:
+            if channel == self._many:
+                names, _, body = body.partition(b"\n")
+                handles = [str(h) for h in json.loads(names)]
             event = decode(body)
-        except BadEvent as e:
+        except (BadEvent, ValueError, TypeError) as e:
             self.bad += 1
             log.warn("bus: dropped a message on {channel!r} that is not an event: {error}",
                      channel=channel, error=str(e))
             return
-        if isinstance(channel, bytes):
-            channel = channel.decode("utf-8", "replace")
-        if channel == self._all:
+        if channel == self._many:
+            for handle in handles:
+                if handle in self._holders:
+                    self._deliver(handle, event)
+        elif channel == self._all:
             for handle in list(self._holders):
                 self._deliver(handle, event)
         elif channel.startswith(self._prefix):
@@ -258,7 +284,7 @@ class RedisBus:
         self._sub = proto
         self._synced = False
         # One command for all: Redis runs it whole, so its first confirmation means all are taken.
-        channels = [self._all, *(self._prefix + h for h in self._holders)]
+        channels = [self._all, self._many, *(self._prefix + h for h in self._holders)]
         self._requested = len(channels)
         proto.subscribe(channels).addErrback(_ignore)
 

@@ -107,8 +107,8 @@ class ClusterMember(service.Service):
     def problem(self) -> str | None:
         if not self.bus.connected:
             return f"bus: not connected to Redis at {self.bus.address}"
-        if "ds" in self.settings.roles and not self.view.nodes:
-            return "no live notification node yet"
+        if "ds" in self.settings.roles and not any(n.serves("ns") for n in self.view.nodes):
+            return "no live notification node"
         return None
 
     # -- life -----------------------------------------------------------------------------------
@@ -116,14 +116,13 @@ class ClusterMember(service.Service):
     def startService(self) -> None:
         super().startService()
         self.bus.start()
-        self.directory.startService()
-        self.heartbeat.startService()
+        self.directory.startService()  # the heartbeats start once the bus is connected
 
     def stopService(self) -> "Deferred[Any]":
         super().stopService()
         if self._repair_call is not None and self._repair_call.active():
             self._repair_call.cancel()
-        stops = [self.heartbeat.stopService(), self.directory.stopService()]
+        stops = [self.heartbeat.stopService() if self.heartbeat.running else None, self.directory.stopService()]
         d = gatherResults([s for s in stops if s is not None], consumeErrors=True)
         d.addBoth(lambda _: self.bus.stop())
         d.addBoth(lambda _: self.redis.disconnect())
@@ -170,6 +169,7 @@ class ClusterMember(service.Service):
             # First connection: records an earlier life of this node left (killed, then started
             # again under its name before the others found it dead) go now.
             self._connected_before = True
+            self.heartbeat.startService()  # not before: a first beat would fail, and say so
             self.view.forget(self.settings.node)
             self.directory.remove_node(self.settings.node).addCallback(
                 self._gone, self.settings.node, "left by an earlier run of this node").addErrback(
