@@ -35,6 +35,8 @@ class DispatchProtocol(MsnpConnection):
         handle = login_handle(command)
         assert self.dialect is not None
         ns = self.realm.ns_picker(handle)
+        if ns is None:  # no notification node is alive: "server unavailable", try again later
+            raise ProtocolError(self.dialect.store_unavailable_error, close=True)
         self.send("XFR", command.trid, "NS", *self.dialect.xfr_ns_args(ns, self.realm.address("ds")))
         self.close()
 

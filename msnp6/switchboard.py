@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from .core.chats import ChatSession
@@ -75,22 +75,29 @@ class SwitchboardProtocol(MsnpConnection):
     def _authenticate(self, handle: str, cookie: str, session_id: int | None) -> "Deferred[Ticket]":
         """The ticket behind ``cookie``, if it is this user's and their notification session is
         still online; else 911 and close."""
-        ticket = self.realm.tickets.redeem(cookie, normalize_handle(handle), session_id)
+        who = normalize_handle(handle)
+        if session_id is None:  # XFR SB's cookie: it may have been issued on another node
+            redeemed = self.realm.session_tickets.redeem(cookie, who)
+        else:  # RNG's cookie: this node rang
+            redeemed = succeed(self.realm.tickets.redeem(cookie, who, session_id))
 
         def refuse() -> ProtocolError:
             log.info("conn {conn} sb: bad or expired cookie for {handle}", conn=self.conn_id,
                      handle=trace.escape(handle, MAX_HANDLE_BYTES))
             return ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
 
-        if ticket is None:
-            raise refuse()
-
-        def online(record: PresenceRecord | None) -> Ticket:
-            if record is None:
+        def check(ticket: Ticket | None) -> "Deferred[Ticket]":
+            if ticket is None:
                 raise refuse()
-            return ticket
 
-        return self.realm.directory.get(ticket.handle).addCallback(online)
+            def online(record: PresenceRecord | None) -> Ticket:
+                if record is None:
+                    raise refuse()
+                return ticket
+
+            return self.realm.directory.get(ticket.handle).addCallback(online)
+
+        return redeemed.addCallback(check)
 
     def _joined(self, ticket: Ticket) -> bool:
         if self.closing:

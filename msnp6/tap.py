@@ -14,6 +14,8 @@ from twisted.python import usage
 
 from .admin_token import AdminTokenError, load_token, token_source
 from .auth import CredentialKey, CredentialKeyError
+from .cluster.connection import parse_redis_url
+from .cluster.member import ROLES, ClusterMember, ClusterSettings
 from .core.limits import LimitError, Limits, parse_list
 from .core.realm import Config, Realm
 from .dispatch import DispatchProtocol
@@ -43,6 +45,10 @@ ENV_DEFAULTS = {
     "web-base-url": ("MSNP6_WEB_BASE_URL", ""),
     "admin": ("MSNP6_ADMIN", ""),
     "log-format": ("MSNP6_LOG_FORMAT", "text"),
+    "bus": ("MSNP6_BUS", "memory:"),
+    "node": ("MSNP6_NODE", ""),
+    "roles": ("MSNP6_ROLES", "ds,ns,sb"),
+    "node-ttl": ("MSNP6_NODE_TTL", "10"),
 }
 #: The environment twin of --limit: ``cal=20/10,rename=5/30``; a --limit for the same name wins.
 LIMITS_VARIABLE = "MSNP6_LIMITS"
@@ -68,6 +74,16 @@ class Options(usage.Options):
          "in $MSNP6_ADMIN_TOKEN, else the file $MSNP6_ADMIN_TOKEN_FILE, else admin-token next to the key file]"],
         ["log-format", None, None,
          "text, or json (one object per line) [default: $MSNP6_LOG_FORMAT, else text]"],
+        ["bus", None, None,
+         "memory: (one process) or redis://HOST:PORT/DB (a cluster: nodes share presence, events "
+         "and the node registry there) [default: $MSNP6_BUS, else memory:]"],
+        ["node", None, None,
+         "This node's name, unique in the cluster [default: $MSNP6_NODE, else PUBLIC-HOST:NS-PORT:SB-PORT]"],
+        ["roles", None, None,
+         "What this process serves, a comma list of ds, ns, sb [default: $MSNP6_ROLES, else ds,ns,sb]"],
+        ["node-ttl", None, None,
+         "Seconds without a heartbeat after which a node counts as dead (its users go FLN) "
+         "[default: $MSNP6_NODE_TTL, else 10]"],
         ["shutdown-timeout", None, 5.0, "Seconds a graceful shutdown (SIGTERM) may take", float],
         ["login-timeout", None, 60.0, "Seconds a connection may take to log in", float],
         ["challenge-timeout", None, 50.0, "Seconds a client has to answer CHL", float],
@@ -97,6 +113,7 @@ class Options(usage.Options):
                 [*parse_list(os.environ.get(LIMITS_VARIABLE, "")), *self["limit"]])
         except LimitError as e:
             raise usage.UsageError(f"--limit / ${LIMITS_VARIABLE}: {e}") from None
+        self._cluster_options()
         if self["store-timeout"] < 0:
             raise usage.UsageError("--store-timeout must be 0 or more")
         if self["log-format"] not in LOGGERS:
@@ -106,6 +123,40 @@ class Options(usage.Options):
         logger = LOGGERS[self["log-format"]]
         if logger is not None and self.parent is not None and not self.parent.get("logger"):
             self.parent["logger"] = logger
+
+
+    def _cluster_options(self) -> None:
+        roles = tuple(r.strip() for r in self["roles"].split(",") if r.strip())
+        unknown = sorted(set(roles) - set(ROLES))
+        if not roles or unknown:
+            raise usage.UsageError(f"--roles is a comma list of {', '.join(ROLES)}, not {self['roles']!r}")
+        self["roles"] = tuple(r for r in ROLES if r in roles)
+        try:
+            self["node-ttl"] = float(self["node-ttl"])
+        except ValueError:
+            raise usage.UsageError(f"--node-ttl must be a number of seconds, not {self['node-ttl']!r}") from None
+        if not 1 <= self["node-ttl"] <= 3600:
+            raise usage.UsageError("--node-ttl must be between 1 and 3600 seconds")
+        if self["bus"] not in ("memory:", "memory"):
+            try:
+                parse_redis_url(self["bus"])
+            except ValueError as e:
+                raise usage.UsageError(f"--bus is memory: or redis://HOST:PORT/DB: {e}") from None
+        elif self["roles"] != ROLES:
+            raise usage.UsageError("--roles other than ds,ns,sb needs --bus redis://...: "
+                                   "the roles of one process must meet on a shared bus")
+        if not self["node"]:
+            self["node"] = f"{self['public-host']}:{_port_of(self['ns'])}:{_port_of(self['sb'])}"
+
+    @property
+    def clustered(self) -> bool:
+        return self["bus"] not in ("memory:", "memory")
+
+
+def _port_of(description: str) -> str:
+    """The port of a strports description (``tcp:1864:interface=...`` -> ``1864``), for node names."""
+    parts = description.split(":")
+    return next((p for p in parts[1:] if p.isdigit()), description)
 
 
 def with_backlog(description: str, backlog: int = 1024) -> str:
@@ -202,19 +253,32 @@ def make_config(options: Options) -> Config:
     )
 
 
-def make_realm(options: Options, reactor: Any) -> Realm:
+def make_realm(options: Options, reactor: Any) -> tuple[Realm, ClusterMember | None]:
+    """The realm, and with ``--bus redis://`` the cluster membership behind it."""
     store, key = open_store(options, reactor)
-    return Realm(make_config(options), reactor, store, key)
+    if not options.clustered:
+        return Realm(make_config(options), reactor, store, key), None
+    member = ClusterMember(ClusterSettings(options["bus"], options["node"], options["roles"], options["node-ttl"]),
+                           reactor)
+    realm = Realm(make_config(options), reactor, store, key, member.bus, member.lookups,
+                  node_name=options["node"])
+    member.join(realm)
+    return realm, member
 
 
-def service_tree(options: Options, store: Store, nodes: list[tuple[Realm, dict[str, str]]], reactor: Any) -> service.MultiService:
-    """The store, the admin port (for the first node) and each node's listeners (``ds``, ``ns``,
-    ``sb`` -> endpoint; a node may leave any out). Children stop one at a time in reverse order:
-    the listeners and their clients (OUT SSD), then the admin port, the store last."""
+def service_tree(options: Options, store: Store, nodes: list[tuple[Realm, dict[str, str]]], reactor: Any,
+                 member: ClusterMember | None = None) -> service.MultiService:
+    """The store, the cluster membership (with ``--bus redis://``), the admin port (for the
+    first node) and each node's listeners (``ds``, ``ns``, ``sb`` -> endpoint; a node may leave
+    any out). Children stop one at a time in reverse order: the listeners and their clients (OUT
+    SSD, FLN to watchers on other nodes), then the admin port, the cluster membership (leaving
+    the registry), the store last."""
     shutdown = Shutdown(reactor, options["shutdown-timeout"])
     reactor.callWhenRunning(stop_on_sigterm, reactor)  # after twistd's own handlers
     top = SequentialService()
     StoreService(store, reactor, shutdown).setServiceParent(top)
+    if member is not None:
+        member.setServiceParent(top)
     token, token_from = admin_token(options) if options["admin"] else ("", None)
     startup = Startup(reactor, Settings(options["db"], options["key-file"], options["public-host"], token_from))
     if options["admin"]:
@@ -240,5 +304,6 @@ def service_tree(options: Options, store: Store, nodes: list[tuple[Realm, dict[s
 def makeService(options: Options) -> service.MultiService:
     from twisted.internet import reactor
 
-    realm = make_realm(options, reactor)
-    return service_tree(options, realm.store, [(realm, {name: options[name] for name in DEFAULT_PORTS})], reactor)
+    realm, member = make_realm(options, reactor)
+    listeners = {name: options[name] for name in DEFAULT_PORTS if name in options["roles"]}
+    return service_tree(options, realm.store, [(realm, listeners)], reactor, member)

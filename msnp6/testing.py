@@ -66,6 +66,9 @@ class MsnpClient:
         #: Answer CHL by itself and hide the CHL/QRY exchange from ``recv`` (for presence tests).
         self.auto_challenge = False
         self._challenge_trids: set[str] = set()
+        #: Seconds ``fence`` waits first: in a cluster, events from other nodes come through Redis
+        #: and may still be on their way when this node answers the PNG.
+        self.settle = 0.0
 
     def next_trid(self) -> int:
         self.trid += 1
@@ -212,6 +215,11 @@ class MsnpClient:
 
     def fence(self) -> list[str]:
         """Lines that arrive before the answer to a PNG sent now (nothing pending is lost)."""
+        if self.settle:
+            time.sleep(self.settle)
+        return self._fence()
+
+    def _fence(self) -> list[str]:
         self.send("PNG")
         return [r.line for r in self.recv_until(lambda r: r.line == "QNG")][:-1]
 
@@ -220,7 +228,7 @@ class MsnpClient:
         and the lines up to a fence, so the answer and everything it caused here are read."""
         t = self.next_trid()
         self.send(line.format(t=t), payload)
-        return t, self.fence()
+        return t, self._fence()
 
     def answer_challenge(self, chl: Reply) -> None:
         assert chl.name == "CHL", chl.line
@@ -245,16 +253,18 @@ class ServerProcess:
     """``twistd -n msnp6`` in a subprocess on 127.0.0.1, the way an operator runs it."""
 
     def __init__(self, db: str | None, key_file: Path | None, workdir: Path, extra_args: Sequence[str] = (),
-                 admin: bool = False, env: dict[str, str] | None = None) -> None:
+                 admin: bool = False, env: dict[str, str] | None = None,
+                 services: Sequence[str] = ("ds", "ns", "sb")) -> None:
         """``db``/``key_file`` None: leave them out, so the server uses its defaults. ``admin``:
         also serve the admin HTTP port (``ports["admin"]``), with a token of its own in
-        ``admin_token_file`` (``admin_token``). ``env``: added to the environment."""
+        ``admin_token_file`` (``admin_token``). ``env``: added to the environment. ``services``:
+        the listeners it has (pass the matching ``--roles`` in ``extra_args``)."""
         self.db = db
         self.key_file = key_file
         self.workdir = workdir
         self.extra_args = list(extra_args)
         self.env = dict(env or {})
-        self.ports = {"ds": free_port(), "ns": free_port(), "sb": free_port()}
+        self.ports = {name: free_port() for name in services}
         if admin:
             self.ports["admin"] = free_port()  # command() passes it as --admin
         self.admin_token = secrets.token_urlsafe(24) if admin else None

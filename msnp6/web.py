@@ -70,6 +70,9 @@ class ReadinessCheck:
             return succeed("shutting down")
         if not self.listening():
             return succeed("starting: not every listener is bound yet")
+        problem = self.realm.cluster_problem()
+        if problem is not None:
+            return succeed(problem)
         answer: Deferred[str | None] = Deferred()
         if self._waiting is not None:
             self._waiting.append(answer)

@@ -18,6 +18,7 @@ from msnp6.store.engine import make_engine
 from msnp6.store.schema import open_database, upgrade
 from msnp6.store.store import StoreCore
 from msnp6.testing import ReactorPump, RedisServerProcess, ServerProcess, TwoNodeServer
+from msnp6.testing_cluster import ClusterServer
 
 
 @pytest.fixture
@@ -107,12 +108,36 @@ def two_nodes(database: Database, key_file: Path, tmp_path_factory: pytest.TempP
     yield from _running(TwoNodeServer, "two-nodes", database, key_file, tmp_path_factory)
 
 
-def one_or_two_nodes(request: pytest.FixtureRequest, one_node: ServerProcess) -> ServerProcess:
-    """For a module's ``server`` fixture with params one-node/two-nodes: the single-node server,
-    or two nodes with the test's users alternating between them (the first one on node a)."""
+@pytest.fixture(scope="session")
+def cluster(database: Database, key_file: Path, tmp_path_factory: pytest.TempPathFactory,
+            redis_server: RedisServerProcess) -> Iterator[ClusterServer]:
+    """Separate processes: a DS-only twistd and two NS/SB twistd nodes on Redis (a database
+    number of their own) and PostgreSQL, as a cluster runs in production."""
+    if database.backend != "postgresql":
+        pytest.skip("the cluster runs on PostgreSQL (its processes share the database)")
+    proc = ClusterServer(database.url, key_file, tmp_path_factory.mktemp("cluster"),
+                         f"redis://127.0.0.1:{redis_server.port}/{CLUSTER_REDIS_DB}",
+                         extra_args=["--challenge-timeout", "3"])
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+#: The Redis database of the session's cluster (the other Redis tests keep to database 0).
+CLUSTER_REDIS_DB = 5
+
+#: How a scenario module's ``server`` fixture runs: one process, two nodes in one process (a
+#: memory bus between them), or the cluster of separate processes over Redis.
+TOPOLOGIES = ["one-node", "two-nodes", "cluster"]
+
+
+def one_or_two_nodes(request: pytest.FixtureRequest, one_node: ServerProcess) -> ServerProcess | ClusterServer:
+    """For a module's ``server`` fixture with params ``TOPOLOGIES``: the single-node server, or
+    the test's users alternating between two nodes (the first one on node a)."""
     if request.param == "one-node":
         return one_node
-    nodes: TwoNodeServer = request.getfixturevalue("two_nodes")
+    nodes: TwoNodeServer | ClusterServer = request.getfixturevalue(
+        "two_nodes" if request.param == "two-nodes" else "cluster")
     nodes.first_client_on_a()
     return nodes
 

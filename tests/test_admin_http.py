@@ -214,6 +214,10 @@ class _Realm:
     def __init__(self, store: object) -> None:
         self.store = store
         self.draining = False
+        self.cluster = None  # what a cluster member says is wrong, if anything
+
+    def cluster_problem(self) -> str | None:
+        return self.cluster
 
 
 def test_readiness_check_answers(tmp_path):
@@ -229,10 +233,12 @@ def test_readiness_check_answers(tmp_path):
     check.check().addCallback(answers.append)  # nothing migrated yet
     upgrade(engine)
     check.check().addCallback(answers.append)
+    realm.cluster = "bus: not connected to Redis at 127.0.0.1:6379/0"
+    check.check().addCallback(answers.append)
     realm.draining = True
     check.check().addCallback(answers.append)
     assert answers[0] == f"schema at nothing, not at {check.head}: run msnp6-admin migrate"
-    assert answers[1:] == [None, "shutting down"]
+    assert answers[1:] == [None, "bus: not connected to Redis at 127.0.0.1:6379/0", "shutting down"]
 
 
 def test_readiness_check_times_out_and_shares_one_query():

@@ -4,12 +4,12 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import one_or_two_nodes
+from conftest import TOPOLOGIES, one_or_two_nodes
 
 from msnp6.testing import ServerProcess
 
 
-@pytest.fixture(params=["one-node", "two-nodes"])
+@pytest.fixture(params=TOPOLOGIES)
 def server(request, server):
     """Every scenario runs on one node, then on two (the users of a test alternate between them)."""
     return one_or_two_nodes(request, server)

@@ -5,8 +5,15 @@ from __future__ import annotations
 import secrets
 
 import pytest
+from conftest import TOPOLOGIES, one_or_two_nodes
 
 from msnp6.testing import MsnpClient
+
+
+@pytest.fixture(params=TOPOLOGIES)
+def server(request, server):
+    """Pages, notices, invitations and searches between users on one node and on two."""
+    return one_or_two_nodes(request, server)
 
 
 def online(server, accounts, name="User", versions="MSNP6 MSNP5 MSNP4 CVR0", **flags) -> tuple[MsnpClient, str]:

@@ -162,7 +162,7 @@ def test_store_timeout_option_reaches_the_store(tmp_path):
     assert options["store-timeout"] == 5.0
     options = Options()
     options.parseOptions([*base, "--store-timeout", "1.5"])
-    realm = make_realm(options, Clock())
+    realm, _ = make_realm(options, Clock())
     assert realm.config.store_timeout == 1.5 and realm.store.timeout == 1.5
     with pytest.raises(UsageError):
         Options().parseOptions([*base, "--store-timeout", "-1"])

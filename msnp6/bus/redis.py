@@ -55,6 +55,8 @@ class _Listener(txredisapi.SubscriberProtocol):
 class _Connector(Factory):
     """Builds a txredisapi protocol and tells the bus when it is ready and when it is gone."""
 
+    noisy = False  # a reconnect every few seconds during an outage is not news each time
+
     def __init__(self, make: Callable[[], Any], up: Callable[[Any], None],
                  down: Callable[[Any], None]) -> None:
         self.make, self.up, self.down = make, up, down

@@ -24,6 +24,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .connection import redis_error
+
 log = Logger()
 
 SERVICES = ("ns", "sb")
@@ -146,19 +148,31 @@ def _decode(names: Iterable[str], texts: Iterable[str | None]) -> list[NodeInfo]
     return nodes
 
 
+def _death_failed(failure: Failure, name: str) -> None:
+    log.failure("on_node_dead({node!r}) failed", failure, node=name)
+
+
 class HeartbeatService(service.Service):
-    """Heartbeats this node every ``ttl / 3`` seconds (two beats may be lost before it counts as
-    dead) and, after each beat, takes dead nodes off the list, calling ``on_node_dead(name)`` once
-    per dead node (so their users can be dropped from the directory and shown FLN). A failed beat
-    (Redis down) is logged once per outage and the next one tries again. ``info()`` gives the node's current
-    state; the heartbeat time is set here from ``clock``. On stop, the node leaves the registry."""
+    """Heartbeats this node every ``interval`` seconds (default ``ttl / 3``: two beats may be lost
+    before it counts as dead) and, after each beat, takes dead nodes off the list, calling
+    ``on_node_dead(name)`` once per dead node (so their users can be dropped from the directory
+    and shown FLN), then hands the live nodes to ``on_live`` (the pickers' picture). A failed beat
+    (Redis down) is logged once per outage and the next one tries again. ``info()`` gives the
+    node's current state; the heartbeat time is set here from ``clock``. On stop, the node leaves
+    the registry.
+
+    A death is found at the first beat after the dead node's entry expired, so within ``ttl +
+    interval``: a short interval (a beat is two Redis commands) keeps that close to ``ttl``."""
 
     def __init__(self, registry: Registry, info: Callable[[], NodeInfo], clock: IReactorTime,
-                 on_node_dead: Callable[[str], object] | None = None) -> None:
+                 on_node_dead: Callable[[str], object] | None = None, interval: float | None = None,
+                 on_live: Callable[[list[NodeInfo]], None] | None = None) -> None:
         self.registry = registry
         self.info = info
         self.clock = clock
         self.on_node_dead = on_node_dead
+        self.on_live = on_live
+        self.interval = interval if interval is not None else registry.ttl / 3
         self._loop: LoopingCall | None = None
         self._name: str | None = None
         #: The last beat failed (Redis down or too slow).
@@ -171,6 +185,8 @@ class HeartbeatService(service.Service):
         d = self.registry.heartbeat(info)
         d.addCallback(lambda _: self.registry.reap())
         d.addCallback(self._dead)
+        if self.on_live is not None:
+            d.addCallback(lambda _: self.registry.live_nodes()).addCallback(self.on_live)
         d.addCallback(self._succeeded)
         # A lazy connection waits for Redis to come back: give up and let the next beat try.
         d.addTimeout(self.registry.ttl, self.clock)
@@ -181,15 +197,18 @@ class HeartbeatService(service.Service):
             log.info("Node {node!r} stopped heartbeating: it is dead", node=name)
             if self.on_node_dead is not None:
                 try:
-                    self.on_node_dead(name)
+                    result = self.on_node_dead(name)
                 except Exception:
                     log.failure("on_node_dead({node!r}) failed", node=name)
+                    continue
+                if isinstance(result, Deferred):
+                    result.addErrback(_death_failed, name)
 
     def _failed(self, failure: Failure) -> None:
         # Once per outage, not once per beat: a Redis restart would otherwise flood the log.
         if not self.failing:
             log.warn("Node registry: heartbeat failed (logged once until one succeeds): {error}",
-                     error=failure.getErrorMessage())
+                     error=redis_error(failure))
         self.failing = True
 
     def _succeeded(self, result: None) -> None:
@@ -201,7 +220,7 @@ class HeartbeatService(service.Service):
         super().startService()
         self._loop = LoopingCall(self.beat)
         self._loop.clock = self.clock
-        self._loop.start(self.registry.ttl / 3, now=True)
+        self._loop.start(self.interval, now=True)
 
     def stopService(self) -> "Deferred[None] | None":
         if self._loop is not None and self._loop.running:
@@ -210,5 +229,6 @@ class HeartbeatService(service.Service):
         super().stopService()
         if self._name is None:
             return None
-        return self.registry.leave(self._name).addErrback(
-            lambda f: log.warn("Node registry: leaving failed: {error}", error=f.getErrorMessage()))
+        # Redis may be away: the entry then expires by itself, and the stop must not wait for it.
+        return self.registry.leave(self._name).addTimeout(min(2.0, self.registry.ttl), self.clock).addErrback(
+            lambda f: log.warn("Node registry: leaving failed: {error}", error=redis_error(f)))

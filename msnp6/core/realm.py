@@ -18,7 +18,7 @@ from .chats import ChatRegistry
 from .limits import Limits
 from .node import LocalNode
 from .ratelimit import Refusals, WindowCounter
-from .tickets import TicketBook
+from .tickets import LocalSessionTickets, SessionTickets, TicketBook
 
 
 @attrs.define
@@ -68,6 +68,8 @@ class Realm:
         self.services = Services(ListService(store, self.bus, config), AccountService(store, self.bus, key))
         self.output: OutputFlusher = OutputFlusher(clock)
         self.tickets = TicketBook(clock)
+        #: XFR SB's cookies: this node's book in one process, Redis in a cluster (any node redeems).
+        self.session_tickets: SessionTickets = LocalSessionTickets(self.tickets, config.limits["cookies-user"].count)
         self.chats: ChatRegistry[Any] = ChatRegistry()
         limits = config.limits
         self.account_failures = self._window_counter("login-account")
@@ -88,7 +90,12 @@ class Realm:
         self.events: Counter[str] = Counter()
         # Listener ports, filled in when each listener starts (they may be ephemeral).
         self.ports: dict[str, int] = {}
-        self.ns_picker: Callable[[str], str] = lambda handle: self.address("ns")
+        #: Where the DS sends a login (``host:port``), and where XFR SB sends a caller; None when
+        #: no node serves it. One process: its own listeners; a cluster: the live nodes' picture.
+        self.ns_picker: Callable[[str], str | None] = lambda handle: self.address("ns")
+        self.sb_picker: Callable[[], str | None] = lambda: self.address("sb")
+        #: Why this node cannot serve its share of a cluster right now (the bus is down), or None.
+        self.cluster_problem: Callable[[], str | None] = lambda: None
         #: Set when a graceful shutdown begins: /readyz answers 503 and logins get 916 (MSNP6) / 604.
         self.draining = False
 

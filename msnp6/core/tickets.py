@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter, OrderedDict
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
+from twisted.internet.defer import Deferred, succeed
 
 
 @attrs.frozen(slots=True)
@@ -18,6 +19,11 @@ class Ticket:
     expires: float
     #: The holder's friendly name when the ticket was issued (shown until they rename).
     name: str = ""
+
+
+def new_cookie(now: float) -> str:
+    """Shaped like the real ones (digits.unixtime.digits) but with 64 random bits."""
+    return f"{secrets.randbelow(10**10)}.{int(now)}.{secrets.randbelow(10**10)}"
 
 
 class TicketBook:
@@ -33,8 +39,7 @@ class TicketBook:
 
     def issue(self, handle: str, dialect: str, session_id: int | None = None, name: str = "") -> Ticket:
         self._expire()
-        # Shaped like the real ones (digits.unixtime.digits) but with 64 random bits.
-        cookie = f"{secrets.randbelow(10**10)}.{int(self._clock.seconds())}.{secrets.randbelow(10**10)}"
+        cookie = new_cookie(self._clock.seconds())
         ticket = Ticket(cookie, handle, session_id, dialect, self._clock.seconds() + self._lifetime, name)
         self._tickets[cookie] = ticket
         if session_id is None:
@@ -84,3 +89,31 @@ class TicketBook:
 
     def __len__(self) -> int:
         return len(self._tickets)
+
+
+class SessionTickets(Protocol):
+    """The cookies of ``XFR SB`` (a new switchboard session): issued on the caller's notification
+    node, redeemed on whichever switchboard node it names. In one process a ``TicketBook``; in a
+    cluster, Redis (``msnp6.cluster.cookies``)."""
+
+    def issue(self, handle: str, dialect: str, name: str) -> "Deferred[Ticket | None]":
+        """A new ticket, or None when ``handle`` holds ``cookies-user`` unused ones already."""
+
+    def redeem(self, cookie: str, handle: str) -> "Deferred[Ticket | None]":
+        """Use ``cookie`` up: its ticket if it is live and ``handle``'s, else None."""
+
+
+class LocalSessionTickets:
+    """``SessionTickets`` in this node's own book (one process: the switchboard is here too)."""
+
+    def __init__(self, book: TicketBook, cap: int) -> None:
+        self.book = book
+        self.cap = cap
+
+    def issue(self, handle: str, dialect: str, name: str) -> "Deferred[Ticket | None]":
+        if self.book.held_by(handle) >= self.cap:
+            return succeed(None)
+        return succeed(self.book.issue(handle, dialect, name=name))
+
+    def redeem(self, cookie: str, handle: str) -> "Deferred[Ticket | None]":
+        return succeed(self.book.redeem(cookie, handle, None))

@@ -31,6 +31,9 @@ class PresenceRecord:
     phone_mobile: str | None
     mobile_allowed: bool
     email_enabled: bool
+    #: When the session logged in (seconds since the epoch, its node's clock): after a Redis
+    #: outage, of two sessions of one account the later one stays.
+    since: float = 0.0
 
     @property
     def visible(self) -> bool:
@@ -64,7 +67,8 @@ def from_json(text: str) -> PresenceRecord:
     if not isinstance(fields, dict):
         raise ValueError("a presence record is a JSON object")
     try:
-        values = {f.name: fields[f.name] for f in attrs.fields(PresenceRecord)}
+        values = {f.name: fields[f.name] for f in attrs.fields(PresenceRecord)
+                  if f.name in fields or f.default is attrs.NOTHING}
     except KeyError as missing:
         raise ValueError(f"a presence record lacks {missing}") from None
     for name in _SET_FIELDS:

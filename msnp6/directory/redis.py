@@ -18,12 +18,13 @@ from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from twisted.application import service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ..cluster.connection import redis_error
 from .record import PresenceRecord, from_json, to_json
 
 log = Logger()
@@ -53,6 +54,51 @@ redis.call('SADD', KEYS[2], ARGV[2])
 return redis.call('HLEN', KEYS[1])
 """
 
+#: KEYS: presence hash, the node's set. ARGV: prefix, handle, record JSON, node, session, since.
+#: -> 0: a later session of the account is stored (left alone); 1: written; 2: written over an
+#: earlier session of another node or login (which must end: the caller says OUT OTH to it).
+RESTORE = _NODE_OF + """
+local old = redis.call('HGET', KEYS[1], ARGV[2])
+local replaced = 1
+if old then
+  local ok, record = pcall(cjson.decode, old)
+  if ok and type(record) == 'table' and record['session'] ~= ARGV[5] then
+    if tonumber(record['since'] or 0) > tonumber(ARGV[6]) then return 0 end
+    replaced = 2
+    local node = node_of(old)
+    if node and node ~= ARGV[4] then
+      redis.call('SREM', ARGV[1] .. 'node:' .. node .. ':handles', ARGV[2])
+    end
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[2])
+return replaced
+"""
+
+#: KEYS: presence hash, the node's set. ARGV: node, then the sessions the node holds.
+#: -> {records removed, as JSON}: those naming the node with a session it no longer holds.
+PRUNE = """
+local keep = {}
+for i = 2, #ARGV do keep[ARGV[i]] = true end
+local removed = {}
+for _, handle in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local current = redis.call('HGET', KEYS[1], handle)
+  local ok, record = false, nil
+  if current then ok, record = pcall(cjson.decode, current) end
+  if ok and type(record) == 'table' and record['node'] == ARGV[1] then
+    if not keep[record['session']] then
+      redis.call('HDEL', KEYS[1], handle)
+      redis.call('SREM', KEYS[2], handle)
+      table.insert(removed, current)
+    end
+  else
+    redis.call('SREM', KEYS[2], handle)
+  end
+end
+return removed
+"""
+
 #: KEYS: presence hash. ARGV: prefix, handle, session. -> HLEN.
 REMOVE = """
 local current = redis.call('HGET', KEYS[1], ARGV[2])
@@ -66,14 +112,14 @@ end
 return redis.call('HLEN', KEYS[1])
 """
 
-#: KEYS: presence hash, the node's set. ARGV: node. -> {HLEN, {handles removed}}.
+#: KEYS: presence hash, the node's set. ARGV: node. -> {HLEN, {records removed, as JSON}}.
 REMOVE_NODE = _NODE_OF + """
 local removed = {}
 for _, handle in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local current = redis.call('HGET', KEYS[1], handle)
   if current and node_of(current) == ARGV[1] then
     redis.call('HDEL', KEYS[1], handle)
-    table.insert(removed, handle)
+    table.insert(removed, current)
   end
 end
 redis.call('DEL', KEYS[2])
@@ -149,13 +195,30 @@ class RedisDirectory(service.Service):
         d = self._guard(self.redis.eval(REMOVE, [self._hash], [self.prefix, handle, session]))
         d.addCallbacks(self._counted, self._write_failed, errbackArgs=("remove", handle))
 
-    def remove_node(self, node: str) -> "Deferred[list[str]]":
-        """Drop every record that still names ``node`` (a dead node); the handles dropped, for
-        FLN to their watchers. Records of handles that logged in elsewhere since stay."""
+    def restore(self, records: Iterable[PresenceRecord]) -> "Deferred[list[int]]":
+        """Write this node's ``records`` again after Redis lost or missed them, unless a later
+        session of the same account is stored (see ``RESTORE``): one outcome per record. Fails if
+        any write failed, so the caller can try again."""
+        writes = [self._guard(self.redis.eval(
+            RESTORE, [self._hash, self.node_key(r.node)],
+            [self.prefix, r.handle, to_json(r), r.node, r.session, repr(r.since)])).addCallback(int)
+            for r in records]
+        return gatherResults(writes, consumeErrors=True)
 
-        def done(reply: list[Any]) -> list[str]:
+    def prune(self, node: str, sessions: Iterable[str]) -> "Deferred[list[PresenceRecord]]":
+        """Drop the records naming ``node`` whose session is not among ``sessions`` (logouts whose
+        removal was lost in a Redis outage); the records dropped."""
+        d = self._guard(self.redis.eval(PRUNE, [self._hash, self.node_key(node)], [node, *sessions]))
+        return d.addCallback(lambda texts: _decoded(texts, node)).addErrback(self._unavailable)
+
+    def remove_node(self, node: str) -> "Deferred[list[PresenceRecord]]":
+        """Drop every record that still names ``node`` (a dead node); the records dropped, for
+        FLN to their watchers. Records of handles that logged in elsewhere since stay; a stored
+        record that does not decode is dropped without being returned."""
+
+        def done(reply: list[Any]) -> list[PresenceRecord]:
             self._counted(reply[0])
-            return sorted(str(h) for h in reply[1])
+            return _decoded(reply[1], node)
 
         d = self._guard(self.redis.eval(REMOVE_NODE, [self._hash, self.node_key(node)], [node]))
         return d.addCallback(done).addErrback(self._unavailable)
@@ -185,8 +248,19 @@ class RedisDirectory(service.Service):
     def _unavailable(self, failure: Failure) -> Failure:
         if failure.check(DirectoryUnavailable):
             return failure
-        raise DirectoryUnavailable(f"presence directory: {failure.getErrorMessage()}") from failure.value
+        raise DirectoryUnavailable(f"presence directory: {redis_error(failure)}") from failure.value
 
     def _write_failed(self, failure: Failure, what: str, handle: str) -> None:
         log.warn("Presence directory: {what} of {handle!r} failed: {error}",
-                 what=what, handle=handle, error=failure.getErrorMessage())
+                 what=what, handle=handle, error=redis_error(failure))
+
+
+def _decoded(texts: Iterable[str], node: str) -> list[PresenceRecord]:
+    """Records removed by a script, by handle; one that does not decode is logged and left out."""
+    records = []
+    for text in texts:
+        try:
+            records.append(from_json(text))
+        except (ValueError, TypeError):
+            log.warn("Presence directory: a record of node {node!r} does not decode", node=node)
+    return sorted(records, key=lambda r: r.handle)

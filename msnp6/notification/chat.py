@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from twisted.internet.defer import Deferred
+
+from ..core.tickets import Ticket
 from ..wire.errors import Disconnect, ErrorCode, ProtocolError
 from ..wire.lines import Command
 from .presence import is_visible
@@ -11,7 +14,7 @@ if TYPE_CHECKING:
     from .protocol import NotificationProtocol
 
 
-def handle_xfr(conn: "NotificationProtocol", command: Command) -> None:
+def handle_xfr(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
     if command.trid is None or len(command.args) != 1:
         raise Disconnect("malformed XFR")
     if command.args[0] != "SB":
@@ -22,12 +25,20 @@ def handle_xfr(conn: "NotificationProtocol", command: Command) -> None:
     assert conn.state is not None and conn.dialect is not None
     realm, me = conn.realm, conn.state.handle
     # Each XFR SB makes a cookie: a rate per account, and a cap on the cookies one account holds
-    # unused, so nobody can fill the node's memory with them (800: XFR SB too fast).
-    if realm.tickets.held_by(me) >= realm.config.limits["cookies-user"].count:
-        realm.limited("cookies-user", me)
-        raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
+    # unused, so nobody can fill the node's memory (or Redis) with them (800: XFR SB too fast).
     if not realm.switchboard_requests.allow(me):
         realm.limited("xfr-sb", me)
         raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
-    ticket = conn.realm.tickets.issue(conn.state.handle, conn.dialect.name, name=conn.state.name)
-    conn.send("XFR", command.trid, "SB", conn.realm.address("sb"), "CKI", ticket.cookie)
+    # Picked before the cookie is made: with no switchboard node alive there is nothing to issue.
+    address = realm.sb_picker()
+    if address is None:
+        raise ProtocolError(ErrorCode.SERVER_UNAVAILABLE)
+    trid = command.trid
+
+    def issued(ticket: Ticket | None) -> None:
+        if ticket is None:
+            realm.limited("cookies-user", me)
+            raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
+        conn.send("XFR", trid, "SB", address, "CKI", ticket.cookie)
+
+    return realm.session_tickets.issue(me, conn.dialect.name, conn.state.name).addCallback(issued)

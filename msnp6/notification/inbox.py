@@ -11,6 +11,7 @@ from ..wire import mobile
 from ..wire.hotmail import MailNotice, new_mail_payload
 from ..wire.lines import format_line
 from ..wire.names import encode_name
+from . import presence
 from .state import SessionState
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ def _presence(conn: "NotificationProtocol", e: ev.PresenceChanged) -> None:
         # Offline until its first CHG (notification.md 1.4, 3): that CHG's ILN burst shows
         # what is online then; nothing before it.
         return
+    if not presence.note_shown(conn, e.handle, e.status, e.name):
+        return  # the client shows this already
     event, line = _last_presence
     if event is not e:
         if e.status == "FLN":
@@ -82,6 +85,10 @@ def _contact_deleted(conn: "NotificationProtocol", e: ev.ContactDeleted) -> None
     state = conn.state
     assert state is not None
     contact = e.contact
+    # Gone from the network before gone from the lists, whichever node's event comes first (the
+    # deleted user's own FLN, from its node, may still be on its way; it adds no line then).
+    if presence.note_shown(conn, contact, "FLN", ""):
+        conn.write(format_line("FLN", None, contact))
     # The protocol has server-side REM 0 only for RL; clients apply REM by list name, so the
     # entry leaves each list the client shows it on.
     for list_name, entries in state.lists.items():

@@ -175,7 +175,7 @@ def handle_add(conn: "NotificationProtocol", command: Command) -> "Deferred[None
                 live = _live_info(record, me) if record is not None else info
                 conn.write(b"".join(sync.bpr_lines(change.version, contact, live)))
             if record is not None and record.seen_by(me):
-                conn.write(presence.iln_line(trid, record))
+                conn.write(presence.iln_line(conn, trid, record))
 
         return conn.realm.directory.get(contact).addCallback(show)
 
@@ -202,6 +202,8 @@ def handle_rem(conn: "NotificationProtocol", command: Command) -> "Deferred[None
 
         conn.stream.apply(change.version, forget, own=True)
         conn.send("REM", trid, list_name, change.version, contact)
+        if list_name == "FL" and conn.shown is not None:
+            conn.shown.pop(contact, None)  # the client forgets the contact, presence and all
         if list_name != "FL":
             _privacy_changed(conn, {contact: allowed_before})
 

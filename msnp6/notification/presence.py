@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 
 from ..core.visibility import allowed
+from ..directory.interface import Directory
 from ..directory.record import PresenceRecord
 from ..events import PresenceChanged
 from ..wire.errors import Disconnect, ErrorCode, ProtocolError
@@ -55,7 +56,23 @@ def tell_one(conn: "NotificationProtocol", watcher: str, allowed_before: bool) -
         conn.realm.bus.publish([watcher], event)
 
 
-def iln_line(trid: int, contact: PresenceRecord) -> bytes:
+def note_shown(conn: "NotificationProtocol", handle: str, status: str, name: str) -> bool:
+    """The client is about to be shown ``handle`` as ``status`` (FLN: offline) with ``name``:
+    False if that is what it shows already (nothing to send)."""
+    shown = conn.shown
+    if status == "FLN":
+        return shown is not None and shown.pop(handle, None) is not None
+    if shown is None:
+        conn.shown = shown = {}
+    elif shown.get(handle) == (status, name):
+        return False
+    shown[handle] = (status, name)
+    return True
+
+
+def iln_line(conn: "NotificationProtocol", trid: int, contact: PresenceRecord) -> bytes:
+    assert contact.status is not None
+    note_shown(conn, contact.handle, contact.status, contact.name)
     return format_line("ILN", trid, contact.status, contact.handle, encode_name(contact.name))
 
 
@@ -76,7 +93,7 @@ def handle_chg(conn: "NotificationProtocol", command: Command) -> "Deferred[None
         me = conn.state.handle
 
         def burst(records: dict[str, PresenceRecord]) -> None:
-            lines = [iln_line(trid, r) for r in records.values() if r.seen_by(me)]
+            lines = [iln_line(conn, trid, r) for r in records.values() if r.seen_by(me)]
             if lines and not conn.closing:
                 conn.write(b"".join(lines))
             conn.challenges.schedule()
@@ -95,3 +112,31 @@ def go_offline(conn: "NotificationProtocol") -> None:
     conn.status = None
     if was_visible:
         tell_watchers(conn)
+
+
+def repair(conn: "NotificationProtocol", directory: Directory) -> "Deferred[None]":
+    """After a bus outage (events lost): show the client what ``directory`` now says of each FL
+    contact, where that differs from what it was shown (NLN, or FLN). ``directory`` must fail
+    when it cannot be read (not answer "offline"): a repair on a guess would be a new error."""
+    state = conn.state
+    if state is None or conn.status is None or conn.closing:
+        return succeed(None)
+    me = state.handle
+    contacts = list(state.lists["FL"])
+
+    def fix(records: dict[str, PresenceRecord]) -> None:
+        if conn.closing:
+            return
+        lines = []
+        for contact in contacts:
+            record = records.get(contact)
+            if record is not None and record.seen_by(me):
+                assert record.status is not None
+                if note_shown(conn, contact, record.status, record.name):
+                    lines.append(format_line("NLN", None, record.status, contact, encode_name(record.name)))
+            elif note_shown(conn, contact, "FLN", ""):
+                lines.append(format_line("FLN", None, contact))
+        if lines:
+            conn.write(b"".join(lines))
+
+    return directory.get_many(contacts).addCallback(fix)

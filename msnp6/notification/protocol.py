@@ -45,6 +45,8 @@ class NotificationProtocol(MsnpConnection):
         # From the successful USR S on (the session is registered before its lists are loaded).
         self.handle: str | None = None
         self.session_id = ""
+        #: When the session was registered (its record's ``since``).
+        self.since = 0.0
         self.account_id = 0
         #: In-memory lists and settings; None until loaded (then USR OK goes out).
         self.state: SessionState | None = None
@@ -57,6 +59,11 @@ class NotificationProtocol(MsnpConnection):
         self.synced = False
         #: None until the first CHG: the user counts as offline until then.
         self.status: str | None = None
+        #: What this client was last shown of each contact online: handle -> (status, name). A
+        #: presence line that would repeat it is not sent, so a repair after a Redis outage (and
+        #: the presence other nodes announce again then) says only what changed. None until the
+        #: first contact shows online (an idle session never needs one).
+        self.shown: dict[str, tuple[str, str]] | None = None
         self.challenges = challenges.ChallengeState(self)
         #: The last FND results: SDC may name a hit by its index.
         self.directory_hits: list[Hit] = []
@@ -102,6 +109,7 @@ class NotificationProtocol(MsnpConnection):
         realm = self.realm
         self.handle = handle
         self.session_id = realm.node.new_session_id()
+        self.since = realm.clock.seconds()
         realm.node.attach(handle, self)
         realm.bus.publish([handle], SignedInElsewhere(self.session_id))
 
@@ -130,7 +138,7 @@ class NotificationProtocol(MsnpConnection):
             allow=_frozen(s.lists["AL"]), block=_frozen(s.lists["BL"]),
             phone_home=s.phones["PHH"], phone_work=s.phones["PHW"], phone_mobile=s.phones["PHM"],
             mobile_allowed=s.mobile_allowed,
-            email_enabled=s.email_enabled,
+            email_enabled=s.email_enabled, since=self.since,
         )
 
     def publish_record(self) -> None:

@@ -80,6 +80,11 @@ class ChangeStream:
             self._start_reload()
         return succeed(None) if self._reload is None else self._waiter()
 
+    def catch_up(self) -> None:
+        """SQL holds a later version than the cache (changes whose events were lost): reload."""
+        if self._reload is None:
+            self._start_reload()
+
     def stop(self) -> None:
         self._cancel_timer()
         self._held = None

@@ -268,6 +268,17 @@ class StoreCore:
             contacts = _contact_infos(conn, account.handle, [e.contact for e in lists["FL"]])
         return SyncSnapshot(account, lists, contacts)
 
+    def list_versions(self, owner_ids: list[int]) -> dict[int, int]:
+        """The list version of each of ``owner_ids`` that still exists (a node checking its
+        sessions for changes it missed)."""
+        found: dict[int, int] = {}
+        with self.transaction() as conn:
+            for start in range(0, len(owner_ids), 500):
+                chunk = owner_ids[start:start + 500]
+                query = select(accounts.c.id, accounts.c.list_version).where(accounts.c.id.in_(chunk))
+                found.update((int(row.id), int(row.list_version)) for row in conn.execute(query))
+        return found
+
     # -- list and settings changes: each bumps the list version in the same transaction ------
 
     def add_entry(self, owner_id: int, owner_name: str, list_name: str, contact: str, name: str, limit: int) -> ListChange:
@@ -591,6 +602,9 @@ class Store:
 
     def get_snapshot(self, owner_id: int) -> "Deferred[SyncSnapshot | None]":
         return self.run(self.core.get_snapshot, owner_id)
+
+    def list_versions(self, owner_ids: list[int]) -> "Deferred[dict[int, int]]":
+        return self.run(self.core.list_versions, owner_ids)
 
     def add_entry(self, owner_id: int, owner_name: str, list_name: str, contact: str, name: str, limit: int) -> "Deferred[ListChange]":
         return self.run(self.core.add_entry, owner_id, owner_name, list_name, contact, name, limit)
