@@ -14,15 +14,14 @@ import shlex
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from msnp6.testing import MsnpClient, RedisServerProcess, ServerProcess, _bin, free_port
+from msnp6.testing import MsnpClient, RedisServerProcess, ServerProcess, _bin
+from msnp6.testing_cluster import ready
 
 ROOT = Path(__file__).resolve().parents[1]
 LISTENERS = {"MSNP6_DS": "ds", "MSNP6_NS": "ns", "MSNP6_SB": "sb", "MSNP6_ADMIN": "admin"}
@@ -247,8 +246,8 @@ def test_cluster_dependencies_exist_and_wait_for_health(cluster_compose):
              "redis": {"condition": "service_healthy"}}
     assert services["ds"]["depends_on"] == ready
     for node in ("node-a", "node-b"):
-        # The DS makes the shared key on the first start; a node reading it half-written would stop.
-        assert services[node]["depends_on"] == {**ready, "ds": {"condition": "service_healthy"}}
+        # Started, not healthy: the DS is ready only once a notification node is live.
+        assert services[node]["depends_on"] == {**ready, "ds": {"condition": "service_started"}}
     for deployment in (SINGLE, CLUSTER):
         for name in deployment:
             assert set(services[name].get("depends_on", {})) <= deployment, name
@@ -348,12 +347,11 @@ class ComposeServer(ServerProcess):
     port, a node its NS, SB and admin ports."""
 
     def __init__(self, compose: dict[str, Any], env: dict[str, str], workdir: Path, service: str = "msnp6") -> None:
-        super().__init__(None, None, workdir, env=env)
+        super().__init__(None, None, workdir, env=env,
+                         services=[name for variable, name in LISTENERS.items() if variable in env])
         self.argv = list(compose["services"][service]["command"])
-        self.ports = {}
         for variable, name in LISTENERS.items():
             if variable in env:
-                self.ports[name] = free_port()
                 self.env[variable] = f"tcp:{self.ports[name]}:interface=127.0.0.1"
         if "MSNP6_ADMIN_URL" in env:
             self.env["MSNP6_ADMIN_URL"] = f"http://127.0.0.1:{self.ports['admin']}"
@@ -362,12 +360,8 @@ class ComposeServer(ServerProcess):
         return [_bin(self.argv[0]), *self.argv[1:]]
 
     def ready(self) -> int:
-        """The status /readyz answers."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports['admin']}/readyz", timeout=30) as answer:
-                return int(answer.status)
-        except urllib.error.HTTPError as e:
-            return e.code
+        """The status /readyz answers (0: nothing answers)."""
+        return ready(self.ports["admin"])[0]
 
 
 def clean_environ() -> dict[str, str]:
@@ -510,14 +504,16 @@ def test_the_cluster_commands_serve_users_on_two_nodes(cluster_compose, pg_schem
         b = logged_in(second, bob)
         clients.append(b)
 
-        # Presence across the nodes (through Redis): each adds the other, then comes online.
+        # Presence across the nodes (through Redis): each adds the other; Bob comes online, then
+        # Alice sees him at her first CHG and he sees her come online and each change of his reaches her.
         a.command(f"ADD {{t}} FL {bob} Bob")
         b.command(f"ADD {{t}} FL {alice} Alice")
-        a.command("CHG {t} NLN")
+        b.command("CHG {t} NLN")
+        t, lines = a.command("CHG {t} NLN")
+        assert f"ILN {t} NLN {bob} Bob" in lines
         b.recv_until(lambda r: r.line == f"NLN NLN {alice} Alice")
-        t, lines = b.command("CHG {t} NLN")
-        assert f"ILN {t} NLN {alice} Alice" in lines
-        a.recv_until(lambda r: r.line == f"NLN NLN {bob} Bob")
+        b.command("CHG {t} AWY")
+        a.recv_until(lambda r: r.line == f"NLN AWY {bob} Bob")
 
         # A chat: Alice's switchboard (on whichever node XFR SB names) rings Bob on his node.
         t, lines = a.command("XFR {t} SB")
