@@ -383,10 +383,15 @@ def run_migrate(compose: dict[str, Any], here: dict[str, str]) -> None:
         assert done.returncode == 0, done.stderr
 
 
+def admin_cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """``msnp6-admin *args`` with a service's environment (``docker compose exec SERVICE msnp6-admin``)."""
+    return subprocess.run([_bin("msnp6-admin"), *args], input=stdin, env={**clean_environ(), **env},
+                          capture_output=True, text=True, timeout=60)
+
+
 def add_user(env: dict[str, str], handle: str, *args: str) -> None:
     """``msnp6-admin user add handle *args`` (password ``pw``) with a service's environment."""
-    added = subprocess.run([_bin("msnp6-admin"), "user", "add", handle, *args], input="pw\n",
-                           env={**clean_environ(), **env}, capture_output=True, text=True, timeout=60)
+    added = admin_cli(env, "user", "add", handle, *args, stdin="pw\n")
     assert added.returncode == 0, added.stderr
 
 
@@ -420,9 +425,8 @@ def test_the_stack_commands_migrate_and_serve_a_login(compose, pg_schema_url, tm
         # stack's environment (docker compose exec msnp6 msnp6-admin ...) finds it there.
         token_file = Path(here["MSNP6_KEY_FILE"]).parent / "admin-token"
         assert oct(token_file.stat().st_mode & 0o777) == "0o600"
-        unverify = subprocess.run([_bin("msnp6-admin"), "user", "unverify", "erin@example.com", "--admin-url",
-                                   f"http://127.0.0.1:{server.ports['admin']}"],
-                                  env={**clean_environ(), **env}, capture_output=True, text=True, timeout=60)
+        unverify = admin_cli(env, "user", "unverify", "erin@example.com", "--admin-url",
+                             f"http://127.0.0.1:{server.ports['admin']}")
         assert (unverify.returncode, unverify.stderr) == (0, ""), unverify.stderr
     finally:
         code = server.stop()
@@ -543,6 +547,13 @@ def test_the_cluster_commands_serve_users_on_two_nodes(cluster_compose, pg_schem
             sender.expect("ACK 3")
             msg = receiver.recv()
             assert (msg.line, msg.payload) == (f"MSG {who} {name} {len(text)}", text)
+
+        # An operator command run in Alice's node's container (its admin URL and the shared token
+        # from the environment) reaches Bob's session on the other node: unverified, he may not rename.
+        done = admin_cli(servers[nodes[first]].env, "user", "unverify", bob)
+        assert (done.returncode, done.stdout.strip(), done.stderr) == (0, f"{bob} unverified", ""), done.stderr
+        t, lines = b.command(f"REA {{t}} {bob} Renamed")
+        assert lines[-1] == f"209 {t}", lines
 
         for name, server in servers.items():
             assert server.ready() == 200, name
