@@ -10,7 +10,7 @@ import pytest
 from test_lists_e2e import Person
 
 from msnp6.testing import MsnpClient, RedisServerProcess
-from msnp6.testing_cluster import ClusterServer
+from msnp6.testing_cluster import ClusterServer, ready
 
 NODE_TTL = 3.0
 
@@ -123,6 +123,9 @@ def test_a_redis_restart_leaves_no_wrong_view(cluster, accounts, private_redis):
     erin = on_node(cluster, "b", accounts, "Erin")
 
     private_redis.stop()
+    # Readiness says why (a load balancer takes the node out meanwhile).
+    reason = f"bus: not connected to Redis at 127.0.0.1:{private_redis.port}/0\n"
+    within(5, lambda: ready(cluster.nodes["a"].ports["admin"]) == (503, reason), "node a's /readyz reporting the bus")
     # While Redis is away, cross-node events are lost: Bob leaves, Carol goes away, Erin adds
     # Alice (an ADD 0 RL that never reaches her), Frank logs in again on node b.
     bob.c.send("OUT")
@@ -168,3 +171,15 @@ def test_a_redis_restart_leaves_no_wrong_view(cluster, accounts, private_redis):
         assert redis_cli(private_redis, "HEXISTS", "msnp6:presence", bob.handle).strip() == "0"
     finally:
         frank_again.close()
+
+
+def test_a_node_started_again_under_its_name_drops_what_its_earlier_run_left(cluster, accounts, private_redis):
+    alice = on_node(cluster, "a", accounts, "Alice")
+    bob = on_node(cluster, "b", accounts, "Bob")
+    mutual(alice, bob)
+    cluster.kill("b")
+    cluster.nodes["b"].start()  # at once: its entry has not expired, nobody found it dead
+    cluster.wait_ready(names=["b"])
+    assert alice.c.recv(timeout=5).line == f"FLN {bob.handle}"
+    assert redis_cli(private_redis, "HKEYS", "msnp6:presence").split() == [alice.handle]
+    alice.c.expect_silence(NODE_TTL + 1)  # and no second FLN when the old entry would have expired

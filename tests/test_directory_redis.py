@@ -216,3 +216,39 @@ def test_parse_redis_url() -> None:
     for bad in ("memory:", "http://x:1/0", "redis://x:1/db", "redis:///0"):
         with pytest.raises(ValueError):
             parse_redis_url(bad)
+
+
+def test_restore_keeps_the_later_of_two_sessions_and_says_which_it_replaced(
+        redis_directory: RedisDirectory, reactor_pump: ReactorPump) -> None:
+    under = Under(redis_directory, reactor_pump.call)
+    under.put(record("ann@example.com", node="b", session="b1", since=200.0))  # a later login on b
+    under.put(record("bob@example.com", node="b", session="b2", since=100.0))  # an earlier one on b
+    restored = [record("ann@example.com", node="a", session="a1", since=150.0),
+                record("bob@example.com", node="a", session="a2", since=150.0),
+                record("cat@example.com", node="a", session="a3", since=150.0)]
+    # ann: left alone (0: the restoring session must end); bob: replaced (2: b2 must end); cat: written (1).
+    assert reactor_pump.call(redis_directory.restore, restored) == [0, 2, 1]
+    assert under.get("ann@example.com").session == "b1"  # type: ignore[union-attr]
+    assert under.get("bob@example.com").session == "a2"  # type: ignore[union-attr]
+    redis, members = redis_directory.redis, redis_directory.node_key
+    assert reactor_pump.call(redis.smembers, members("b")) == {"ann@example.com"}
+    assert reactor_pump.call(redis.smembers, members("a")) == {"bob@example.com", "cat@example.com"}
+
+
+def test_prune_drops_only_the_node_s_sessions_it_no_longer_holds(
+        redis_directory: RedisDirectory, reactor_pump: ReactorPump) -> None:
+    under = Under(redis_directory, reactor_pump.call)
+    under.put(record("ann@example.com", node="a", session="a1"))
+    under.put(record("bob@example.com", node="a", session="a2"))  # logged out; the remove was lost
+    under.put(record("cat@example.com", node="b", session="b1"))
+    dropped = reactor_pump.call(redis_directory.prune, "a", ["a1"])
+    assert [r.handle for r in dropped] == ["bob@example.com"]
+    assert set(under.get_many(["ann@example.com", "bob@example.com", "cat@example.com"])) == {
+        "ann@example.com", "cat@example.com"}
+    assert reactor_pump.call(redis_directory.prune, "a", ["a1"]) == []
+
+
+def test_a_record_without_since_still_decodes() -> None:
+    text = to_json(record("ann@example.com")).replace(',"since":0.0', "")
+    assert '"since"' not in text
+    assert from_json(text) == record("ann@example.com")
