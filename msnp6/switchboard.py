@@ -179,9 +179,6 @@ class SwitchboardProtocol(MsnpConnection):
                 del chat.invited[invited]
         if callee in chat.members or callee in chat.invited:
             raise ProtocolError(ErrorCode.ALREADY_THERE)
-        if not self.realm.calls.allow(me):
-            self.realm.limited("cal", me)
-            raise ProtocolError(ErrorCode.CALLING_TOO_RAPIDLY)
 
         def ring(target: PresenceRecord | None) -> None:
             # Offline, hidden and blocking look the same (217): a CAL cannot reveal who hides.
@@ -199,7 +196,13 @@ class SwitchboardProtocol(MsnpConnection):
             self.send("CAL", trid, "RINGING", chat.id)
             self.realm.bus.publish([callee], Ring(chat.id, self.realm.address("sb"), ticket.cookie, me, self.name))
 
-        return self.realm.directory.get(callee).addCallback(ring)
+        def allowed(ok: bool) -> "Deferred[None]":
+            if not ok:
+                self.realm.limited("cal", me)
+                raise ProtocolError(ErrorCode.CALLING_TOO_RAPIDLY)
+            return self.realm.directory.get(callee).addCallback(ring)
+
+        return self.realm.windows.allow("cal", me).addCallback(allowed)
 
     def handle_msg(self, command: Command) -> None:
         """``MSG t U|N|A length`` + payload, relayed as ``MSG handle name length`` + payload."""

@@ -16,6 +16,7 @@ from .admin_token import AdminTokenError, load_token, token_source
 from .auth import CredentialKey, CredentialKeyError
 from .cluster.connection import parse_redis_url
 from .cluster.member import ROLES, ClusterMember, ClusterSettings
+from .cluster.windows import RedisWindows
 from .core.limits import LimitError, Limits, parse_list
 from .core.realm import Config, Realm
 from .dispatch import DispatchProtocol
@@ -260,8 +261,10 @@ def make_realm(options: Options, reactor: Any) -> tuple[Realm, ClusterMember | N
         return Realm(make_config(options), reactor, store, key), None
     member = ClusterMember(ClusterSettings(options["bus"], options["node"], options["roles"], options["node-ttl"]),
                            reactor)
-    realm = Realm(make_config(options), reactor, store, key, member.bus, member.lookups,
-                  node_name=options["node"])
+    config = make_config(options)
+    # On the directory's connection: the login check relies on its reads and writes keeping order.
+    windows = RedisWindows(member.redis, reactor, config.limits)
+    realm = Realm(config, reactor, store, key, member.bus, member.lookups, node_name=options["node"], windows=windows)
     member.join(realm)
     return realm, member
 

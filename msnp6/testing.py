@@ -468,12 +468,13 @@ def _deliver(d: "Deferred[Any]", result: Any) -> None:
 
 
 def unit_realm(folder: Path, accounts: dict[str, str], password: str = "pw",
-               store_factory: Callable[..., Store] | None = None, **config: Any) -> Any:
+               store_factory: Callable[..., Store] | None = None, windows: Any = None, **config: Any) -> Any:
     """A Realm for StringTransport/Clock tests: a real SQLite store run on the calling thread,
     output flushed at once, a Clock at a realistic time, and ``accounts`` (handle -> name).
 
     ``store_factory``, e.g. ``ClockStore``: called as ``(engine, clock, timeout=store_timeout)``
-    instead of the default ImmediateStore (answers at once, no deadline)."""
+    instead of the default ImmediateStore (answers at once, no deadline). ``windows``: the rate
+    limits' counters (default: the realm's own, in memory)."""
     from twisted.internet.task import Clock
 
     from .auth import CredentialKey
@@ -489,7 +490,7 @@ def unit_realm(folder: Path, accounts: dict[str, str], password: str = "pw",
     store = ImmediateStore(engine) if store_factory is None else store_factory(engine, clock, timeout=settings.store_timeout)
     for handle, name in accounts.items():
         store.core.create_account(handle, name, key.seal(handle, password))
-    realm = Realm(settings, clock, store, key)
+    realm = Realm(settings, clock, store, key, windows=windows)
     realm.ports.update(ds=1863, ns=1864, sb=1865)
     realm.output = ImmediateOutput(clock)  # a reply can be read right after the input that caused it
     return realm

@@ -10,6 +10,7 @@ from msnp6.core.limits import INFO, NAMES, Limit, LimitError, Limits, parse_item
 from msnp6.core.ratelimit import Refusals, WindowCounter
 from msnp6.core.realm import Config, Realm
 from msnp6.core.tickets import TicketBook
+from msnp6.core.windows import RATE_NAMES, MemoryWindows
 from msnp6.tap import Options
 from msnp6.testing import ClockStore, send_login, take_lines, unit_realm
 
@@ -165,6 +166,40 @@ def test_window_counter_expires():
     clock.now += 5  # the first two events leave the window; the second "a" stays
     assert counter.count("a") == 1 and counter.count("b") == 0 and counter.allow("a")
     assert not counter.allow("a")
+
+
+def test_memory_windows_count_each_rate_limit_per_key_on_the_clock():
+    clock = CountingClock(100.0)
+    limits = Limits().overridden(["cal=2/10", "rename=1/30", "login-account=2/60", "login-address=3/60"])
+    windows = MemoryWindows(clock, limits)
+    assert RATE_NAMES == ("login-account", "login-address", "cal", "rename", "page", "invitation", "xfr-sb")
+
+    def allowed(name: str, key: str) -> bool:
+        answers: list[bool] = []
+        windows.allow(name, key).addCallback(answers.append)
+        return answers[0]  # in memory the answer is there at once
+
+    assert [allowed("cal", "a") for _ in range(3)] == [True, True, False]
+    assert allowed("cal", "b") and allowed("rename", "a") and not allowed("rename", "a")
+    clock.now += 10  # the cal window; rename's is longer
+    assert allowed("cal", "a") and not allowed("rename", "a")
+
+
+def test_memory_windows_count_login_failures_only_and_name_the_account_limit_first():
+    clock = CountingClock(100.0)
+    windows = MemoryWindows(clock, Limits().overridden(["login-account=2/60", "login-address=3/60"]))
+    check = windows.login_check("a@example.com", "10.0.0.1")
+    assert check is windows  # no Deferred on the login path in memory
+    for _ in range(5):  # checks alone count nothing
+        assert check.blocked("a@example.com", "10.0.0.1") is None
+    windows.login_failed("a@example.com", "10.0.0.1")
+    windows.login_failed("a@example.com", "10.0.0.1")
+    assert check.blocked("a@example.com", "10.0.0.1") == "login-account"
+    windows.login_failed("b@example.com", "10.0.0.1")
+    assert check.blocked("c@example.com", "10.0.0.1") == "login-address"
+    assert check.blocked("c@example.com", "10.0.0.2") is None
+    clock.now += 60
+    assert check.blocked("a@example.com", "10.0.0.1") is None
 
 
 def test_held_cookies_are_counted_per_user_until_used_or_expired():

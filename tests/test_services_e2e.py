@@ -11,8 +11,9 @@ from msnp6.testing import MsnpClient
 
 
 @pytest.fixture(params=TOPOLOGIES)
-def server(request, server):
-    """Pages, notices, invitations and searches between users on one node and on two."""
+def apart(request, server):
+    """For the tests where one user reaches another (pages, invitations): one node, or the two
+    users on two nodes (in one process, and as separate processes over Redis)."""
     return one_or_two_nodes(request, server)
 
 
@@ -75,9 +76,9 @@ def test_initial_mail_notice_only_with_mail_enabled(server, accounts):
 PAGE = b'<PHONE pri="1"><LOC>HOME</LOC><NUM>15550100</NUM></PHONE><TEXT xml:space="preserve">call me &amp; soon</TEXT>'
 
 
-def test_page_is_delivered_as_ipg(server, accounts):
-    alice, alice_h = online(server, accounts, "Alice")
-    bob, bob_h = online(server, accounts, "Bob")
+def test_page_is_delivered_as_ipg(apart, accounts):
+    alice, alice_h = online(apart, accounts, "Alice")
+    bob, bob_h = online(apart, accounts, "Bob")
     bob.command("PRP {t} MOB Y")
     alice.fence()
     alice.send(f"PAG 9 {bob_h} {len(PAGE)}", PAGE)
@@ -95,13 +96,13 @@ def test_page_is_delivered_as_ipg(server, accounts):
     assert ipg.line == f"IPG {len(expected)}" and ipg.payload == expected
 
 
-def test_page_refusals(server, accounts):
-    alice, alice_h = online(server, accounts, "Alice")
-    no_mob, no_mob_h = online(server, accounts, "NoMob")
-    blocker, blocker_h = online(server, accounts, "Blocker")
+def test_page_refusals(apart, accounts):
+    alice, alice_h = online(apart, accounts, "Alice")
+    no_mob, no_mob_h = online(apart, accounts, "NoMob")
+    blocker, blocker_h = online(apart, accounts, "Blocker")
     blocker.command("PRP {t} MOB Y")
     blocker.command(f"ADD {{t}} BL {alice_h} x")
-    old, old_h = online(server, accounts, "Old", versions="MSNP5 MSNP4 CVR0")
+    old, old_h = online(apart, accounts, "Old", versions="MSNP5 MSNP4 CVR0")
     old.command("PRP {t} MOB Y")
     offline = accounts.create()
     for i, target in enumerate([no_mob_h, blocker_h, old_h, offline, "nobody-here@example.com"], start=20):
@@ -162,12 +163,12 @@ def _listed(accounts, first, last, city="", state="", country="US") -> str:
     return handle
 
 
-def test_fnd_searches_the_opt_in_directory_and_sdc_invites_a_hit(server, accounts):
+def test_fnd_searches_the_opt_in_directory_and_sdc_invites_a_hit(apart, accounts):
     surname = f"Zed{secrets.token_hex(3)}"
     ann = _listed(accounts, "Ann", surname, "Seattle", "WA", "US")
     _listed(accounts, "Bo", surname, "", "", "GB")
     accounts.create(name=f"Unlisted {surname}")
-    c, me = online(server, accounts, "Searcher")
+    c, me = online(apart, accounts, "Searcher")
     t, lines = c.command(f"FND {{t}} fname=* lname={surname} city=* state=* country=US")
     assert lines == [f"FND {t} 1 1 fname=Ann lname={surname} city=Seattle state=WA country=US"]
     t, lines = c.command(f"FND {{t}} fname=ann lname={surname.lower()} city=Seattle state=wa country=us")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 from twisted.application import service
-from twisted.internet.defer import Deferred, DeferredList, FirstError, gatherResults, succeed
+from twisted.internet.defer import Deferred, DeferredList, gatherResults, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -32,6 +32,7 @@ from ..directory.record import PresenceRecord
 from ..directory.redis import RedisDirectory
 from ..directory.tolerant import TolerantDirectory
 from ..events import PresenceChanged, SignedInElsewhere
+from ..notification import presence
 from ..store.records import SyncSnapshot
 from .connection import connect, parse_redis_url, redis_error
 from .cookies import RedisSessionTickets
@@ -198,8 +199,6 @@ class ClusterMember(service.Service):
         d.addCallbacks(self._restored, self._retry, callbackArgs=(conns,), errbackArgs=(self._restore,))
 
     def _restored(self, outcomes: Iterable[int], conns: list["NotificationProtocol"]) -> None:
-        from ..notification import presence
-
         for conn, outcome in zip(conns, outcomes, strict=True):
             if conn.closing or conn.state is None:
                 continue
@@ -213,8 +212,6 @@ class ClusterMember(service.Service):
         self._later(self._repair)
 
     def _repair(self) -> None:
-        from ..notification import presence
-
         conns = list(self.sessions())
         shown = gatherResults([presence.repair(c, self.directory) for c in conns], consumeErrors=True)
         versions = self.realm.store.list_versions([c.account_id for c in conns])
@@ -233,8 +230,6 @@ class ClusterMember(service.Service):
         log.info("cluster: {n} sessions repaired after the Redis outage", n=n)
 
     def _retry(self, failure: Failure, step: Any) -> None:
-        if isinstance(failure.value, FirstError):
-            failure = failure.value.subFailure
         log.warn("cluster: repair after the Redis outage failed ({error}); trying again in {s:g} s",
                  error=redis_error(failure), s=SETTLE)
         self._later(step)

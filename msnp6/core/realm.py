@@ -17,8 +17,9 @@ from ..services import AccountService, ListService, Services
 from .chats import ChatRegistry
 from .limits import Limits
 from .node import LocalNode
-from .ratelimit import Refusals, WindowCounter
+from .ratelimit import Refusals
 from .tickets import LocalSessionTickets, SessionTickets, TicketBook
+from .windows import MemoryWindows, Windows
 
 
 @attrs.define
@@ -54,10 +55,10 @@ class Config:
 class Realm:
     """One node: its listeners' shared state. ``bus`` and ``directory`` are what it shares with
     other nodes (in one process, the in-memory ones; two realms given the same pair form a
-    two-node cluster)."""
+    two-node cluster), and so are the rate-limit ``windows`` (default: this node's own)."""
 
     def __init__(self, config: Config, clock: Any, store: Any, key: CredentialKey, bus: Bus | None = None,
-                 directory: Directory | None = None, node_name: str = "n1") -> None:
+                 directory: Directory | None = None, node_name: str = "n1", windows: Windows | None = None) -> None:
         self.config = config
         self.clock = clock
         self.store = store
@@ -72,13 +73,8 @@ class Realm:
         self.session_tickets: SessionTickets = LocalSessionTickets(self.tickets, config.limits["cookies-user"].count)
         self.chats: ChatRegistry[Any] = ChatRegistry()
         limits = config.limits
-        self.account_failures = self._window_counter("login-account")
-        self.address_failures = self._window_counter("login-address")
-        self.renames = self._window_counter("rename")
-        self.calls = self._window_counter("cal")
-        self.invitations = self._window_counter("invitation")
-        self.pages = self._window_counter("page")
-        self.switchboard_requests = self._window_counter("xfr-sb")
+        #: The rate limits and login failures: this node's own counters, or the cluster's.
+        self.windows: Windows = windows if windows is not None else MemoryWindows(clock, limits)
         #: Refusals by limit name, for metrics; each logged once per offender per window.
         self.refusals = Refusals(clock, limits)
         #: Open connections per client address, and connections not logged in yet (this node).
@@ -101,11 +97,6 @@ class Realm:
 
     def address(self, service: str) -> str:
         return f"{self.config.public_host}:{self.ports[service]}"
-
-    def _window_counter(self, name: str) -> WindowCounter:
-        limit = self.config.limits[name]
-        assert limit.window is not None
-        return WindowCounter(self.clock, limit.count, limit.window)
 
     def limited(self, name: str, offender: str) -> None:
         """A limit refused something: count it (metrics) and log it once per offender per window."""

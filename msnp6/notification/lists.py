@@ -259,9 +259,6 @@ def handle_rea(conn: "NotificationProtocol", command: Command) -> "Deferred[None
         return lists.rename_contact(conn.actor, target, name).addCallbacks(renamed_entry, _refused)
     if not state.verified:
         raise ProtocolError(ErrorCode.INVALID_FRIENDLY_NAME)  # the client locks the name anyway
-    if not conn.realm.renames.allow(state.handle):
-        conn.realm.limited("rename", state.handle)
-        raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)  # about five quick renames, then 800
 
     def renamed(version: int) -> None:
         conn.stream.apply(version, lambda s: setattr(s, "name", name), own=True)
@@ -270,7 +267,13 @@ def handle_rea(conn: "NotificationProtocol", command: Command) -> "Deferred[None
         if presence.is_visible(conn.status):
             presence.tell_watchers(conn)
 
-    return lists.rename_self(conn.actor, name).addCallback(renamed)
+    def allowed(ok: bool) -> "Deferred[None]":
+        if not ok:
+            conn.realm.limited("rename", state.handle)
+            raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)  # about five quick renames, then 800
+        return lists.rename_self(conn.actor, name).addCallback(renamed)
+
+    return conn.realm.windows.allow("rename", state.handle).addCallback(allowed)
 
 
 def handle_prp(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":

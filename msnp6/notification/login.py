@@ -10,6 +10,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..auth import SealedWithOtherKey, md5_login_ok, new_salt
+from ..core.windows import ACCOUNT, LoginCheck
 from ..negotiation import login_handle, require_version
 from ..store.faults import log_store_failure
 from ..store.records import AccountRecord, SyncSnapshot
@@ -91,26 +92,31 @@ def _usr_response(conn: "NotificationProtocol", command: Command) -> "Deferred[N
     realm, address = conn.realm, conn.host
     lookup, conn.account_lookup = conn.account_lookup, None
 
-    def verify(account: AccountRecord | _StoreUnavailable | None) -> "Deferred[None] | None":
+    # The limits are asked now (the shared counter, if any, while the lookup is out) and read
+    # when the answer is compared.
+    check = realm.windows.login_check(handle, address)
+
+    def verify(account: AccountRecord | _StoreUnavailable | None, check: LoginCheck) -> "Deferred[None] | None":
         if isinstance(account, _StoreUnavailable):
             raise _unavailable(conn)
         # Checking the limits, comparing the answer and counting a failure happen in one reactor
         # turn, so every failure is counted before the next answer is checked, however many
         # arrive pipelined on parallel connections. Answers merely in flight do not count: a
         # crowd behind one NAT logging in at once after a restart is not locked out.
-        if realm.account_failures.blocked(handle):
-            _refuse(conn, "login-account", handle)
-        if realm.address_failures.blocked(address):
-            _refuse(conn, "login-address", address)
+        over = check.blocked(handle, address)
+        if over is not None:
+            _refuse(conn, over, handle if over == ACCOUNT else address)
         if account is None or not _password_ok(conn, account, answer):
-            realm.account_failures.record(handle)
-            realm.address_failures.record(address)
+            realm.windows.login_failed(handle, address)
             realm.count("login_failed")
             log.info("login failed for {handle} from {peer}", handle=handle, peer=conn.peer)
             raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
         return _complete_login(conn, command, account)
 
-    return lookup.addCallback(verify)
+    if isinstance(check, Deferred):
+        pending = check  # both answers in: the lookup, then the counts
+        return lookup.addCallback(lambda account: pending.addCallback(lambda ready: verify(account, ready)))
+    return lookup.addCallback(verify, check)
 
 
 def _refuse(conn: "NotificationProtocol", limit: str, offender: str) -> NoReturn:

@@ -92,12 +92,17 @@ def _require_msnp5(conn: "NotificationProtocol") -> None:
 def _record_invitation(conn: "NotificationProtocol", command: Command, recipient: str, lcid: str,
                        body: str) -> "Deferred[None]":
     assert conn.state is not None
-    if not conn.realm.invitations.allow(conn.state.handle):
-        conn.realm.limited("invitation", conn.state.handle)
-        raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
-    log.info("{sender} invites {recipient} by e-mail", sender=conn.state.handle, recipient=recipient)
-    d = conn.realm.store.record_invitation(conn.state.handle, recipient, lcid, conn.state.name, body)
-    return d.addCallback(lambda _: conn.send(command.name, command.trid, "OK"))
+    state = conn.state
+
+    def allowed(ok: bool) -> "Deferred[None]":
+        if not ok:
+            conn.realm.limited("invitation", state.handle)
+            raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
+        log.info("{sender} invites {recipient} by e-mail", sender=state.handle, recipient=recipient)
+        d = conn.realm.store.record_invitation(state.handle, recipient, lcid, state.name, body)
+        return d.addCallback(lambda _: conn.send(command.name, command.trid, "OK"))
+
+    return conn.realm.windows.allow("invitation", state.handle).addCallback(allowed)
 
 
 def handle_snd(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
@@ -161,7 +166,7 @@ def handle_fnd(conn: "NotificationProtocol", command: Command) -> "Deferred[None
 # -- mobile pages ------------------------------------------------------------------------------
 
 
-def handle_pag(conn: "NotificationProtocol", command: Command) -> "Deferred[None] | None":
+def handle_pag(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
     """``PAG t target length`` + page. No positive reply; the target gets an ``IPG`` if they allow
     pages (``MOB Y``) from this sender, are online with an MSNP6 client (a revival has no SMS
     gateway); otherwise 217, which does not tell which."""
@@ -176,18 +181,7 @@ def handle_pag(conn: "NotificationProtocol", command: Command) -> "Deferred[None
         page = mobile.parse_page(command.payload or b"")
     except mobile.BadPage:
         raise ProtocolError(ErrorCode.INVALID_PARAMETER) from None
-    me = conn.state.handle
-    if not conn.realm.pages.allow(me):
-        conn.realm.limited("page", me)
-        raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
-    if len(page.text) > mobile.MAX_PAGE_TEXT:
-        # Too long for a device: reported back as a failed page, the way the service did.
-        if not conn.dialect.incoming_pages:
-            raise ProtocolError(ErrorCode.INVALID_PARAMETER)
-        conn.send_payload("IPG", (), mobile.ipg_payload(
-            to_handle=me, to_id=conn.account_id, from_handle=target_handle, from_id=0, text="",
-            site_url=conn.realm.config.web_url("mobile/"), notification_id=command.trid, message_id=407))
-        return None
+    me, mine, trid = conn.state.handle, conn.dialect, command.trid
 
     def deliver(target: PresenceRecord | None) -> None:
         dialect = SUPPORTED.get(target.dialect) if target is not None else None
@@ -198,7 +192,21 @@ def handle_pag(conn: "NotificationProtocol", command: Command) -> "Deferred[None
             raise ProtocolError(ErrorCode.PRINCIPAL_NOT_ONLINE)
         conn.realm.bus.publish([target_handle], PageArrived(me, conn.account_id, page.text))
 
-    return conn.realm.directory.get(target_handle).addCallback(deliver)
+    def allowed(ok: bool) -> "Deferred[None] | None":
+        if not ok:
+            conn.realm.limited("page", me)
+            raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
+        if len(page.text) > mobile.MAX_PAGE_TEXT:
+            # Too long for a device: reported back as a failed page, the way the service did.
+            if not mine.incoming_pages:
+                raise ProtocolError(ErrorCode.INVALID_PARAMETER)
+            conn.send_payload("IPG", (), mobile.ipg_payload(
+                to_handle=me, to_id=conn.account_id, from_handle=target_handle, from_id=0, text="",
+                site_url=conn.realm.config.web_url("mobile/"), notification_id=trid, message_id=407))
+            return None
+        return conn.realm.directory.get(target_handle).addCallback(deliver)
+
+    return conn.realm.windows.allow("page", me).addCallback(allowed)
 
 
 # -- Hotmail -------------------------------------------------------------------------------------
