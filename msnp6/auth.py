@@ -42,10 +42,7 @@ class CredentialKey:
         if not path.exists():
             if not create:
                 raise CredentialKeyError(f"credential key file {path} does not exist")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32) + "\n")
+            _create_key_file(path)
         try:
             return cls(bytes.fromhex(path.read_text().strip()))
         except (ValueError, OSError) as e:
@@ -64,6 +61,26 @@ class CredentialKey:
         return self._aead.decrypt(nonce, blob[1 + _KEY_ID + _NONCE :], handle.encode("utf-8")).decode(
             "utf-8"
         )
+
+
+def _create_key_file(path: Path) -> None:
+    """Write a new key whole under a temporary name, then link it into place: processes starting
+    together on one volume (a cluster's nodes) all end up reading the one key that was linked
+    first, never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def new_salt() -> str:

@@ -53,3 +53,24 @@ def test_key_file_is_private_and_outside_the_database(key_file: Path, database):
     assert key_file.stat().st_mode & 0o077 == 0
     assert len(bytes.fromhex(key_file.read_text().strip())) == 32
     assert str(key_file) not in database.url
+
+
+def test_processes_making_the_key_at_once_all_read_the_same_one(tmp_path):
+    import multiprocessing
+
+    path = tmp_path / "shared" / "credential.key"
+    with multiprocessing.get_context("fork").Pool(6) as pool:
+        for _ in range(10):
+            if path.exists():
+                path.unlink()
+            ids = pool.map(_load_key_id, [str(path)] * 12)
+            assert len(set(ids)) == 1
+    assert [p.name for p in path.parent.iterdir()] == ["credential.key"]  # no temporary files left
+
+
+def _load_key_id(path: str) -> bytes:
+    from pathlib import Path
+
+    from msnp6.auth import CredentialKey
+
+    return CredentialKey.load(Path(path), create=True).key_id
