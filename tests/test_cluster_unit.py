@@ -170,3 +170,12 @@ def test_the_unused_cookie_cap_holds_across_nodes(reactor_pump: ReactorPump,
     assert reactor_pump.call(a.issue, "bob@example.com", "MSNP6", "Bob") is not None  # per account
     reactor_pump.call(b.redeem, held[0].cookie, "ann@example.com")  # used: no longer held
     assert reactor_pump.call(a.issue, "ann@example.com", "MSNP6", "Ann") is not None
+
+
+def test_a_revoked_cookie_is_gone_and_frees_its_place(reactor_pump: ReactorPump,
+                                                       two_nodes_tickets: tuple[Any, Any]) -> None:
+    a, b = two_nodes_tickets
+    held = [reactor_pump.call(a.issue, "cat@example.com", "MSNP6", "Cat") for _ in range(3)]
+    reactor_pump.call(a.revoke, held[0].cookie, "cat@example.com")
+    assert reactor_pump.call(b.issue, "cat@example.com", "MSNP6", "Cat") is not None
+    assert reactor_pump.call(b.redeem, held[0].cookie, "cat@example.com") is None

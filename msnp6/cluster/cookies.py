@@ -18,8 +18,12 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 
 from ..core.tickets import Ticket, new_cookie
+from .connection import redis_error
+
+log = Logger()
 
 #: KEYS: the account's cookie set, the cookie's key. ARGV: lifetime ms, cap, cookie, ticket JSON.
 #: -> 1 issued, 0 the account holds ``cap`` live cookies already.
@@ -82,6 +86,12 @@ class RedisSessionTickets:
                           self.clock.seconds() + self.lifetime, str(fields["name"]))
 
         return d.addCallback(check)
+
+    def revoke(self, cookie: str, handle: str) -> None:
+        d = self.redis.eval(REDEEM, [self._key(cookie)], [self.prefix, cookie])
+        d.addTimeout(self.timeout, self.clock)
+        d.addErrback(lambda f: log.warn("XFR SB cookies: revoking one of {handle!r} failed: {error}",
+                                        handle=handle, error=redis_error(f)))
 
     def _key(self, cookie: str) -> str:
         return f"{self.prefix}cookie:{cookie}"

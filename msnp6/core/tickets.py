@@ -102,6 +102,9 @@ class SessionTickets(Protocol):
     def redeem(self, cookie: str, handle: str) -> "Deferred[Ticket | None]":
         """Use ``cookie`` up: its ticket if it is live and ``handle``'s, else None."""
 
+    def revoke(self, cookie: str, handle: str) -> None:
+        """Forget ``cookie`` (issued to ``handle``, never handed out)."""
+
 
 class LocalSessionTickets:
     """``SessionTickets`` in this node's own book (one process: the switchboard is here too)."""
@@ -117,3 +120,6 @@ class LocalSessionTickets:
 
     def redeem(self, cookie: str, handle: str) -> "Deferred[Ticket | None]":
         return succeed(self.book.redeem(cookie, handle, None))
+
+    def revoke(self, cookie: str, handle: str) -> None:
+        self.book.revoke(cookie)

@@ -26,23 +26,25 @@ def handle_xfr(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     realm, me = conn.realm, conn.state.handle
     # Each XFR SB makes a cookie: a rate per account, and a cap on the cookies one account holds
     # unused, so nobody can fill the node's memory (or Redis) with them (800: XFR SB too fast).
+    # The cap is checked first (as the cookie is made): a request it refuses uses no allowance.
     trid, dialect, name = command.trid, conn.dialect.name, conn.state.name
+    # Picked before the cookie is made: with no switchboard node alive there is nothing to issue.
+    address = realm.sb_picker()
+    if address is None:
+        raise ProtocolError(ErrorCode.SERVER_UNAVAILABLE)
 
-    def allowed(ok: bool) -> "Deferred[None]":
-        if not ok:
-            realm.limited("xfr-sb", me)
+    def issued(ticket: Ticket | None) -> "Deferred[None]":
+        if ticket is None:
+            realm.limited("cookies-user", me)
             raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
-        # Picked before the cookie is made: with no switchboard node alive there is nothing to issue.
-        address = realm.sb_picker()
-        if address is None:
-            raise ProtocolError(ErrorCode.SERVER_UNAVAILABLE)
 
-        def issued(ticket: Ticket | None) -> None:
-            if ticket is None:
-                realm.limited("cookies-user", me)
+        def allowed(ok: bool) -> None:
+            if not ok:
+                realm.session_tickets.revoke(ticket.cookie, me)
+                realm.limited("xfr-sb", me)
                 raise ProtocolError(ErrorCode.CHANGING_TOO_RAPIDLY)
             conn.send("XFR", trid, "SB", address, "CKI", ticket.cookie)
 
-        return realm.session_tickets.issue(me, dialect, name).addCallback(issued)
+        return realm.windows.allow("xfr-sb", me).addCallback(allowed)
 
-    return realm.windows.allow("xfr-sb", me).addCallback(allowed)
+    return realm.session_tickets.issue(me, dialect, name).addCallback(issued)
