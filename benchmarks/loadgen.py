@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import msnpaio as m
 
@@ -120,12 +122,14 @@ def cpu_meter(args: argparse.Namespace) -> CpuMeter:
     return CpuMeter(args.processes or {"server": args.server_pid})
 
 
+@attrs.frozen
 class Node:
     """Where the generator may log users in directly: a notification server (and its node's
     switchboard port, to tell which node an ``XFR SB`` named). One for a single process."""
 
-    def __init__(self, name: str, ns_port: int, sb_port: int) -> None:
-        self.name, self.ns_port, self.sb_port = name, ns_port, sb_port
+    name: str
+    ns_port: int
+    sb_port: int
 
 
 def nodes_of(args: argparse.Namespace) -> list[Node]:
