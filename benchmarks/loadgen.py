@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import msnpaio as m
 
@@ -86,25 +88,59 @@ def cpu_seconds(pid: int) -> float:
 
 
 class CpuMeter:
-    """CPU seconds the server (when its pid is known) and this generator spent in a stretch."""
+    """CPU seconds the server processes (when their pids are known) and this generator spent in a
+    stretch. Several processes (a cluster: ``--process NAME=PID``): the ``server_*`` fields are
+    their sum, and ``processes`` has each one's share."""
 
-    def __init__(self, server_pid: int) -> None:
-        self.pid = server_pid
-        self.server0 = cpu_seconds(server_pid) if server_pid else 0.0
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = {name: pid for name, pid in pids.items() if pid}
+        self.server0 = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         self.client0 = time.process_time()
         self.wall0 = time.perf_counter()
 
     def fields(self, per: int = 0, unit: str = "op") -> dict[str, Any]:
         wall = time.perf_counter() - self.wall0
         out: dict[str, Any] = {"client_cpu_s": round(time.process_time() - self.client0, 3)}
-        if self.pid:
-            used = cpu_seconds(self.pid) - self.server0
-            out["server_cpu_s"] = round(used, 3)
-            # Below ~0.95 while the server is the bottleneck: something else took its core.
-            out["server_core_share"] = round(used / wall, 3) if wall > 0 else None
-            if per:
-                out[f"server_cpu_ms_per_{unit}"] = round(1000 * used / per, 4)
+        if not self.pids:
+            return out
+        each = {name: cpu_seconds(pid) - self.server0[name] for name, pid in self.pids.items()}
+        used = sum(each.values())
+        out["server_cpu_s"] = round(used, 3)
+        # Below ~0.95 while the server is the bottleneck: something else took its core.
+        out["server_core_share"] = round(used / wall, 3) if wall > 0 else None
+        if per:
+            out[f"server_cpu_ms_per_{unit}"] = round(1000 * used / per, 4)
+        if len(each) > 1:
+            out["processes"] = {
+                name: {"cpu_s": round(cpu, 3), **({f"cpu_ms_per_{unit}": round(1000 * cpu / per, 4)} if per else {})}
+                for name, cpu in each.items()
+            }
         return out
+
+
+def cpu_meter(args: argparse.Namespace) -> CpuMeter:
+    return CpuMeter(args.processes or {"server": args.server_pid})
+
+
+@attrs.frozen
+class Node:
+    """Where the generator may log users in directly: a notification server (and its node's
+    switchboard port, to tell which node an ``XFR SB`` named). One for a single process."""
+
+    name: str
+    ns_port: int
+    sb_port: int
+
+
+def nodes_of(args: argparse.Namespace) -> list[Node]:
+    return args.nodes or [Node("server", args.ns_port, args.sb_port)]
+
+
+def node_by_port(args: argparse.Namespace, port: int, service: str) -> str:
+    for node in nodes_of(args):
+        if (node.ns_port if service == "ns" else node.sb_port) == port:
+            return node.name
+    return f"port {port}"
 
 
 def raise_fd_limit() -> int:
@@ -129,14 +165,17 @@ async def run_pool(count: int, concurrency: int, job: Callable[[int], Awaitable[
 
 
 async def open_sessions(args: argparse.Namespace, handles: Sequence[str], deadline: float) -> tuple[list[m.MsnpConnection | None], Counter[str]]:
-    """Log ``handles`` in straight on the NS (login, SYN, CHG NLN) and keep them open.
-    The result is in ``handles`` order, None where a login failed."""
+    """Log ``handles`` in straight on the NS (login, SYN, CHG NLN) and keep them open; handle i
+    on node i mod N when there are N nodes. The result is in ``handles`` order, None where a
+    login failed."""
     sessions: list[m.MsnpConnection | None] = [None] * len(handles)
     errors: Counter[str] = Counter()
+    nodes = nodes_of(args)
 
     async def one(i: int) -> None:
         try:
-            sessions[i] = await m.online_session(args.ns_port, handles[i], args.password, args.timeout)
+            port = nodes[i % len(nodes)].ns_port
+            sessions[i] = await m.online_session(port, handles[i], args.password, args.timeout)
         except Exception as e:  # counted and reported, never fatal
             errors[describe(e)] += 1
 
@@ -153,12 +192,13 @@ def close_all(conns: Iterable[m.MsnpConnection | None]) -> None:
 # -- login -------------------------------------------------------------------------------------------
 
 
-async def full_login(args: argparse.Namespace, who: str) -> None:
-    """DS redirect, NS login, SYN, CHG NLN; then OUT."""
+async def full_login(args: argparse.Namespace, who: str) -> int:
+    """DS redirect, NS login, SYN, CHG NLN; then OUT. Returns the NS port the DS chose."""
     ns_port = await m.ds_redirect(args.ds_port, who, args.timeout)
     conn = await m.online_session(ns_port, who, args.password, args.timeout)
     conn.send("OUT")
     conn.close()
+    return ns_port
 
 
 def login_handles(args: argparse.Namespace) -> list[str]:
@@ -172,16 +212,18 @@ async def scenario_login(args: argparse.Namespace) -> dict[str, Any]:
     handles = login_handles(args)
     latencies: list[float] = []
     errors: Counter[str] = Counter()
+    by_node: Counter[str] = Counter()
 
     async def one(i: int) -> None:
         t0 = time.perf_counter()
         try:
-            await asyncio.wait_for(full_login(args, handles[i]), args.timeout)
+            port = await asyncio.wait_for(full_login(args, handles[i]), args.timeout)
             latencies.append(time.perf_counter() - t0)
+            by_node[node_by_port(args, port, "ns")] += 1
         except Exception as e:
             errors[describe(e)] += 1
 
-    cpu = CpuMeter(args.server_pid)
+    cpu = cpu_meter(args)
     start = time.perf_counter()
     await run_pool(len(handles), args.clients, one, time.monotonic() + args.max_seconds)
     elapsed = time.perf_counter() - start
@@ -189,7 +231,8 @@ async def scenario_login(args: argparse.Namespace) -> dict[str, Any]:
         "clients": args.clients, "attempted": len(latencies) + sum(errors.values()), "requested": len(handles),
         "ok": len(latencies), "failed": sum(errors.values()), "seconds": round(elapsed, 3),
         "logins_per_s": round(len(latencies) / elapsed, 1) if elapsed else None,
-        **latency_fields(latencies), **cpu.fields(len(latencies), "login"), "errors": dict(errors),
+        **latency_fields(latencies), **cpu.fields(len(latencies), "login"), "logins_by_node": dict(by_node),
+        "errors": dict(errors),
     }
 
 
@@ -259,11 +302,11 @@ async def fanout_rounds(args: argparse.Namespace, watchers: int, sessions: list[
     counter = ArrivalCounter(watchers)
     for conn in sessions[:watchers]:
         conn.listener = counter.listener
-    subject = await m.online_session(args.ns_port, subject_handle, args.password, args.timeout)
+    subject = await m.online_session(nodes_of(args)[0].ns_port, subject_handle, args.password, args.timeout)
     await asyncio.sleep(0.5)  # the initial NLN reaches everybody before timing starts
     samples: list[float] = []
     timeouts = 0
-    cpu = CpuMeter(args.server_pid)
+    cpu = cpu_meter(args)
     try:
         for status in itertools.islice(itertools.cycle(("AWY", "NLN")), args.rounds):
             done = counter.arm(f"NLN {status} {subject_handle} ")
@@ -281,7 +324,10 @@ async def fanout_rounds(args: argparse.Namespace, watchers: int, sessions: list[
         subject.close()
         for conn in sessions[:watchers]:
             conn.listener = None
-    return {"watchers": watchers, "rounds": len(samples), "timeouts": timeouts, **latency_fields(samples),
+    nodes = nodes_of(args)
+    spread = Counter(nodes[i % len(nodes)].name for i in range(watchers))
+    return {"watchers": watchers, "watchers_by_node": dict(spread), "subject_node": nodes[0].name,
+            "rounds": len(samples), "timeouts": timeouts, **latency_fields(samples),
             **cpu.fields(len(samples), "round")}
 
 
@@ -321,22 +367,46 @@ class Pair:
         self.sb_callee: m.MsnpConnection | None = None
         self.sent_at: deque[float] = deque()
         self.in_flight = 0
+        #: Node names: the caller's and the callee's NS, and the switchboard XFR SB chose.
+        self.caller_node = self.callee_node = self.sb_node = ""
+        #: CAL sent -> RNG at the callee's NS (the hop between nodes when the SB is elsewhere).
+        self.ring: float | None = None
+
+
+def place(args: argparse.Namespace, pair: Pair) -> tuple[Node, Node]:
+    """The caller's and the callee's NS: pair i's caller on node i mod N; its callee on the same
+    node (``--chat-placement same``) or on the next one (``cross``)."""
+    nodes = nodes_of(args)
+    caller = nodes[pair.index % len(nodes)]
+    step = 1 if args.chat_placement == "cross" else 0
+    return caller, nodes[(pair.index + step) % len(nodes)]
 
 
 async def open_switchboard(args: argparse.Namespace, pair: Pair) -> None:
     """XFR SB, USR, CAL on the caller's side; RNG, ANS on the callee's; JOI back to the caller."""
     timeout = args.timeout
-    ns_a = await m.online_session(args.ns_port, pair.caller, args.password, timeout)
+    caller_node, callee_node = place(args, pair)
+    pair.caller_node, pair.callee_node = caller_node.name, callee_node.name
+    ns_a = await m.online_session(caller_node.ns_port, pair.caller, args.password, timeout)
     pair.conns.append(ns_a)
-    ns_b = await m.online_session(args.ns_port, pair.callee, args.password, timeout)
+    ns_b = await m.online_session(callee_node.ns_port, pair.callee, args.password, timeout)
     pair.conns.append(ns_b)
     t, xfr = await ns_a.call("XFR {t} SB", "XFR {t} SB ", timeout)
     words = xfr.split(" ")  # XFR t SB host:port CKI cookie
-    sb_a = await m.connect(m.split_address(words[3])[1], timeout)
+    sb_port = m.split_address(words[3])[1]
+    pair.sb_node = node_by_port(args, sb_port, "sb")
+    sb_a = await m.connect(sb_port, timeout)
     pair.conns.append(sb_a)
     await sb_a.call(f"USR {{t}} {pair.caller} {words[5]}", f"USR {{t}} OK {pair.caller} ", timeout)
-    await sb_a.call(f"CAL {{t}} {pair.callee}", "CAL {t} RINGING ", timeout)
-    rng = (await ns_b.expect("RNG ", timeout, skip_others=True)).split(" ")
+
+    async def ring() -> str:
+        line = await ns_b.expect("RNG ", timeout, skip_others=True)
+        pair.ring = time.perf_counter() - t0
+        return line
+
+    t0 = time.perf_counter()
+    _, rng_line = await asyncio.gather(sb_a.call(f"CAL {{t}} {pair.callee}", "CAL {t} RINGING ", timeout), ring())
+    rng = rng_line.split(" ")
     # RNG sessid host:port CKI cookie caller callername
     sb_b = await m.connect(m.split_address(rng[2])[1], timeout)
     pair.conns.append(sb_b)
@@ -417,8 +487,21 @@ async def setup_pairs(args: argparse.Namespace, pairs: list[Pair], deadline: flo
         except Exception as e:
             errors[describe(e)] += 1
 
-    await run_pool(len(pairs), args.concurrency, one, deadline)
+    await run_pool(len(pairs), args.setup_concurrency or args.concurrency, one, deadline)
     return errors
+
+
+def placement_fields(args: argparse.Namespace, pairs: list[Pair]) -> dict[str, Any]:
+    """Where the pairs ended up, and the CAL -> RNG ring latency split by whether the switchboard
+    is on the callee's node (``ring_local``) or the RNG crossed to another node (``ring_remote``)."""
+    local = [p.ring for p in pairs if p.ring is not None and p.sb_node == p.callee_node]
+    remote = [p.ring for p in pairs if p.ring is not None and p.sb_node != p.callee_node]
+    return {
+        "placement": args.chat_placement,
+        "pairs_by_nodes": dict(Counter(f"{p.caller_node}>{p.callee_node} sb {p.sb_node}" for p in pairs)),
+        "ring_local": {"n": len(local), **latency_fields(local)},
+        "ring_remote": {"n": len(remote), **latency_fields(remote)},
+    }
 
 
 async def scenario_chat(args: argparse.Namespace) -> dict[str, Any]:
@@ -433,7 +516,7 @@ async def scenario_chat(args: argparse.Namespace) -> dict[str, Any]:
         ready = [p for p in pairs if p.sb_callee is not None]
         if len(ready) < len(pairs):
             return {"status": "error", "reason": "not every pair joined", "ready": len(ready), "errors": dict(errors)}
-        return await measure_chat(args, ready)
+        return {**await measure_chat(args, ready), **placement_fields(args, ready)}
     finally:
         for pair in pairs:
             close_all(pair.conns)
@@ -450,7 +533,7 @@ async def measure_chat(args: argparse.Namespace, pairs: list[Pair]) -> dict[str,
     for pair in pairs:
         meter.fill(pair)
     await asyncio.sleep(args.warmup)
-    cpu = CpuMeter(args.server_pid)
+    cpu = cpu_meter(args)
     await asyncio.sleep(args.duration)
     cpu_fields = cpu.fields(meter.received, "msg")
     meter.sending = False
@@ -494,6 +577,18 @@ def int_list(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x]
 
 
+def node_arg(text: str) -> Node:
+    """``NAME:NSPORT:SBPORT``"""
+    name, ns, sb = text.split(":")
+    return Node(name, int(ns), int(sb))
+
+
+def process_arg(text: str) -> tuple[str, int]:
+    """``NAME=PID``"""
+    name, _, pid = text.partition("=")
+    return name, int(pid)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scenario", action="append", choices=SCENARIOS, help="repeatable; default: all")
@@ -501,6 +596,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ns-port", type=int, default=1864)
     p.add_argument("--sb-port", type=int, default=1865, help="unused: the SB address comes from XFR/RNG")
     p.add_argument("--server-pid", type=int, default=0, help="for the idle scenario's RSS readings")
+    p.add_argument("--process", action="append", type=process_arg, default=[], metavar="NAME=PID",
+                   help="meter the CPU of these server processes instead of --server-pid (repeatable: a cluster)")
+    p.add_argument("--node", action="append", type=node_arg, default=[], dest="nodes", metavar="NAME:NS:SB",
+                   help="log users in directly on these nodes, spread evenly (repeatable); default: --ns-port")
     p.add_argument("--password", default=DEFAULT_PASSWORD)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds for any single wait")
     p.add_argument("--max-seconds", type=float, default=120.0, help="per scenario")
@@ -522,7 +621,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--in-flight", type=int, default=8)
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
-    return p.parse_args(argv)
+    p.add_argument("--setup-concurrency", type=int, default=0,
+                   help="pairs set up at once (default --concurrency; 1 gives ring latencies without queueing)")
+    p.add_argument("--chat-placement", choices=("same", "cross"), default="same",
+                   help="a pair's two users on the same node or on two different nodes (with --node)")
+    args = p.parse_args(argv)
+    args.processes = dict(args.process)
+    return args
 
 
 def install_loop(args: argparse.Namespace) -> None:

@@ -117,17 +117,20 @@ class Profiler:
         return err.decode(errors="replace")
 
 
-def generator_command(args: argparse.Namespace, scenario: str, server: Server) -> list[str]:
+def generator_command(args: argparse.Namespace, scenario: str, ports: dict[str, int], server_pid: int,
+                      extra: Sequence[str] = ()) -> list[str]:
+    """``ports``: the DS, NS and SB the generator talks to; ``extra``: more loadgen options (a
+    cluster's ``--node``/``--process``, ``--chat-placement``), after ``--generator-arg``."""
     return pinned(args.client_core, [
         sys.executable, str(HERE / "loadgen.py"), "--scenario", scenario,
-        "--ds-port", str(server.ports["ds"]), "--ns-port", str(server.ports["ns"]),
-        "--sb-port", str(server.ports["sb"]), "--server-pid", str(server.pid),
+        "--ds-port", str(ports["ds"]), "--ns-port", str(ports["ns"]),
+        "--sb-port", str(ports["sb"]), "--server-pid", str(server_pid),
         "--password", DEFAULT_PASSWORD, "--max-seconds", str(args.max_seconds),
         "--logins", str(args.logins), "--clients", str(args.clients),
         "--idle-sizes", args.idle_sizes, "--settle", str(args.settle),
         "--fanout-sizes", args.fanout_sizes, "--rounds", str(args.rounds),
         "--pairs", str(args.pairs), "--in-flight", str(args.in_flight), "--duration", str(args.duration),
-        *(["--no-uvloop"] if args.no_uvloop else []),
+        *(["--no-uvloop"] if args.no_uvloop else []), *args.generator_arg, *extra,
     ])
 
 
@@ -142,7 +145,8 @@ def run_generator(command: list[str], scenario: str, limit: float) -> list[dict[
     return lines or [{"scenario": scenario, "status": "error", "reason": f"generator exited {done.returncode}"}]
 
 
-def run_scenario(args: argparse.Namespace, scenario: str, db: str, key_file: Path, workdir: Path) -> list[dict[str, Any]]:
+def run_scenario(args: argparse.Namespace, scenario: str, db: str, key_file: Path, workdir: Path,
+                 extra: Sequence[str] = ()) -> list[dict[str, Any]]:
     server = Server(db, key_file, workdir, args.server_core, args.server_arg)
     try:
         server.start()
@@ -154,7 +158,8 @@ def run_scenario(args: argparse.Namespace, scenario: str, db: str, key_file: Pat
             args.profile.mkdir(parents=True, exist_ok=True)
             profiler = Profiler(server.pid, args.profile / f"{scenario}.txt", args.profile_rate)
             time.sleep(1.0)  # py-spy attaches before the load starts
-        results = run_generator(generator_command(args, scenario, server), scenario, args.max_seconds * 2 + 120)
+        command = generator_command(args, scenario, server.ports, server.pid, extra)
+        results = run_generator(command, scenario, args.max_seconds * 2 + 120)
     finally:
         if profiler is not None:
             err = profiler.stop()
@@ -199,6 +204,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-pin", action="store_true", help="do not use taskset")
     p.add_argument("--no-uvloop", action="store_true")
     p.add_argument("--server-arg", action="append", default=[], help="extra twistd msnp6 option (repeatable)")
+    p.add_argument("--generator-arg", action="append", default=[], help="extra loadgen.py option (repeatable)")
     p.add_argument("--db", help="benchmark on this database instead of a temp SQLite file, e.g. an empty "
                    "PostgreSQL schema: postgresql://postgres@127.0.0.1/test?options=-csearch_path%%3Dbench "
                    "(migrated, then seeded)")

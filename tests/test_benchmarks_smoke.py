@@ -1,12 +1,17 @@
-"""The benchmark load generator's login scenario, tiny, against a real server: it must produce one
-well-formed JSON line in which every login succeeded. No timing assertions: speed lives in
-benchmarks/, never in tests."""
+"""The benchmarks, tiny, against real servers: the load generator's login scenario must produce one
+well-formed JSON line in which every login succeeded; the cluster benchmark its lines for a DS
+with two nodes and for one process. No timing assertions: speed lives in benchmarks/, never in
+tests."""
 from __future__ import annotations
 
 import json
+import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 LOADGEN = Path(__file__).resolve().parents[1] / "benchmarks" / "loadgen.py"
 LOGINS = 20
@@ -32,3 +37,64 @@ def test_login_scenario_smoke(server, accounts, tmp_path):
     assert result["ok"] == LOGINS and result["failed"] == 0 and result["errors"] == {}, result
     for key in ("logins_per_s", "p50_ms", "p99_ms", "server_cpu_s"):
         assert isinstance(result[key], (int, float)) and result[key] >= 0, (key, result)
+
+
+CLUSTER = Path(__file__).resolve().parents[1] / "benchmarks" / "cluster.py"
+
+
+def cluster_tools_missing() -> str | None:
+    missing = [tool for tool in ("redis-server", "createdb", "dropdb") if shutil.which(tool) is None]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
+    except OSError:
+        return "PostgreSQL is not reachable on 127.0.0.1:5432"
+    return None
+
+
+def test_cluster_benchmark_smoke(tmp_path):
+    """benchmarks/cluster.py at its tiny size: a DS and two nodes over a private redis-server and a
+    fresh PostgreSQL database, and one process for comparison. Checks the shape and sense of its
+    JSON lines; no timing assertions."""
+    reason = cluster_tools_missing()
+    if reason:
+        pytest.skip(reason)
+    done = subprocess.run(
+        [sys.executable, str(CLUSTER), "--quick", "--scenarios", "login,fanout,chat-cross",
+         "--modes", "cluster,single", "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    runs = {(r["mode"], r["scenario"]): r for r in lines if r["scenario"] != "summary"}
+    assert set(runs) == {("cluster", "login"), ("cluster", "fanout"), ("cluster", "chat-cross"),
+                         ("single", "login"), ("single", "fanout")}, runs.keys()
+    assert all(r["status"] == "ok" for r in runs.values()), runs
+
+    def number(value: object) -> bool:
+        return isinstance(value, (int, float)) and value >= 0
+
+    login = runs["cluster", "login"]
+    assert login["ok"] == login["requested"] == 100 and login["failed"] == 0, login
+    assert set(login["logins_by_node"]) == {"a", "b"}, login  # the DS used both nodes
+    assert set(login["processes"]) == {"ds", "a", "b", "redis"}, login
+    assert all(number(p["cpu_ms_per_login"]) for p in login["processes"].values()), login
+    assert all(number(login[k]) for k in ("logins_per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_login")), login
+    single = runs["single", "login"]
+    assert single["ok"] == 100 and single["logins_by_node"] == {"server": 100} and "processes" not in single, single
+
+    fanout = runs["cluster", "fanout"]["results"][0]
+    assert fanout["watchers"] == 40 and fanout["watchers_by_node"] == {"a": 20, "b": 20}, fanout
+    assert fanout["rounds"] == 5 and fanout["timeouts"] == 0, fanout  # every watcher got every NLN
+    assert number(fanout["p50_ms"]) and fanout["p99_ms"] >= fanout["p50_ms"], fanout
+    assert runs["single", "fanout"]["results"][0]["watchers_by_node"] == {"server": 40}
+
+    chat = runs["cluster", "chat-cross"]
+    assert chat["placement"] == "cross" and chat["pairs"] == 6 and chat["naks"] == 0 and chat["drained"], chat
+    assert all(key.split(" ")[0] in ("a>b", "b>a") for key in chat["pairs_by_nodes"]), chat
+    assert chat["ring_local"]["n"] + chat["ring_remote"]["n"] == 6, chat
+    assert number(chat["p50_ms"]) and chat["msgs_per_s"] > 0, chat
+
+    summaries = {(r["mode"], r["of"]) for r in lines if r["scenario"] == "summary"}
+    assert summaries == set(runs), summaries
