@@ -23,6 +23,7 @@ from .paths import default_db_url, default_key_file
 from .services import AccountService, NoSuchAccount
 from .store.engine import make_engine
 from .store.schema import SchemaNotAtHead, open_database, schema_state, upgrade
+from .store.sealing import key_for
 from .store.store import DirectStore, DuplicateHandle
 from .wire.names import MAX_ENCODED_NAME_BYTES, encode_name, is_valid_handle, normalize_handle
 
@@ -122,8 +123,9 @@ def _handle(raw: str) -> str:
     return handle
 
 
-def _key(args: argparse.Namespace) -> CredentialKey:
-    return CredentialKey.load(Path(args.key_file or default_key_file()), create=True)
+def _key(args: argparse.Namespace, store: DirectStore) -> CredentialKey:
+    """The key that sealed the database's passwords (a new one only for a database without any)."""
+    return key_for(store.core.engine, Path(args.key_file or default_key_file()))
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -248,7 +250,7 @@ def _user(args: argparse.Namespace, store: DirectStore) -> int:
             raise AdminError(f"the friendly name must be 1 to {MAX_ENCODED_NAME_BYTES} bytes once encoded")
         if _resolved(store.get_account(handle)) is not None:
             raise AdminError(f"{handle} already exists")
-        accounts = AccountService(store, MemoryBus(), _key(args))
+        accounts = AccountService(store, MemoryBus(), _key(args, store))
         try:
             _resolved(accounts.create(handle, name, _read_password(handle), verified=not args.unverified))
         except DuplicateHandle:
@@ -257,7 +259,7 @@ def _user(args: argparse.Namespace, store: DirectStore) -> int:
         return 0
     if _resolved(store.get_account(handle)) is None:
         raise AdminError(f"no account {handle}")
-    accounts = AccountService(store, MemoryBus(), _key(args) if args.action == "passwd" else None)
+    accounts = AccountService(store, MemoryBus(), _key(args, store) if args.action == "passwd" else None)
     try:
         if args.action == "passwd":
             _resolved(accounts.set_password(handle, _read_password(handle)))

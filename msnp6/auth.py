@@ -63,6 +63,13 @@ class CredentialKey:
         )
 
 
+def sealed_key_id(blob: bytes) -> bytes | None:
+    """The id of the key that sealed ``blob`` (None if it is no sealed credential)."""
+    if blob[:1] != _FORMAT or len(blob) < 1 + _KEY_ID:
+        return None
+    return bytes(blob[1 : 1 + _KEY_ID])
+
+
 def _create_key_file(path: Path) -> None:
     """Write a new key whole under a temporary name, then link it into place: processes starting
     together on one volume (a cluster's nodes) all end up reading the one key that was linked

@@ -28,6 +28,7 @@ from .paths import default_db_url, default_key_file
 from .shutdown import ClientsService, SequentialService, Shutdown, stop_on_sigterm, stop_store
 from .startup import Settings, Startup
 from .store.schema import SchemaNotAtHead, open_database
+from .store.sealing import key_for
 from .store.store import Store
 from .switchboard import SwitchboardProtocol
 from .web import admin_site
@@ -222,7 +223,7 @@ def open_store(options: Options, reactor: Any) -> tuple[Store, CredentialKey]:
     """The database and the credential key, or a clear message and exit status 2."""
     try:
         engine = open_database(options["db"])
-        key = CredentialKey.load(Path(options["key-file"]), create=True)
+        key = key_for(engine, Path(options["key-file"]))
     except (SchemaNotAtHead, CredentialKeyError) as e:
         print(f"msnp6: {e}", file=sys.stderr)
         raise SystemExit(2) from None
