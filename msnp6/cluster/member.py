@@ -216,14 +216,36 @@ class ClusterMember(service.Service):
         shown = gatherResults([presence.repair(c, self.directory) for c in conns], consumeErrors=True)
         versions = self.realm.store.list_versions([c.account_id for c in conns])
         versions.addCallback(self._catch_up, conns)
-        d = gatherResults([shown, versions], consumeErrors=True)
+        current = self.directory.get_many([c.state.handle for c in conns if c.state is not None])
+        current.addCallback(self._one_session_each, conns)
+        d = gatherResults([shown, versions, current], consumeErrors=True)
         d.addCallbacks(self._repaired, self._retry, callbackArgs=(len(conns),), errbackArgs=(self._repair,))
 
-    def _catch_up(self, versions: dict[int, int], conns: list["NotificationProtocol"]) -> None:
+    def _catch_up(self, versions: dict[int, int], conns: list["NotificationProtocol"]) -> "Deferred[Any]":
+        behind = [c for c in conns if c.state is not None and not c.closing
+                  and versions.get(c.account_id, 0) > c.state.version]
+        # Watchers added while Redis was away (their ADD 0 RL lost) are on the reloaded RL: they
+        # hear of this user now (those told before add no line).
+        return gatherResults([c.stream.catch_up().addCallback(self._announce, c) for c in behind],
+                             consumeErrors=True)
+
+    def _announce(self, _: object, conn: "NotificationProtocol") -> None:
+        if not conn.closing and conn.state is not None and presence.is_visible(conn.status):
+            presence.tell_watchers(conn)
+
+    def _one_session_each(self, records: dict[str, PresenceRecord], conns: list["NotificationProtocol"]) -> None:
+        """Two logins of one account during the outage, whatever order the nodes wrote them in:
+        the later one stays, the earlier one ends as OUT OTH would have ended it."""
         for conn in conns:
             state = conn.state
-            if state is not None and not conn.closing and versions.get(conn.account_id, 0) > state.version:
-                conn.stream.catch_up()
+            if state is None or conn.closing:
+                continue
+            record = records.get(state.handle)
+            if record is not None and record.session != conn.session_id and record.since > conn.since:
+                conn.sign_out("OTH")
+            elif record is None or record.session != conn.session_id:
+                conn.publish_record()  # ours is the later one: the directory must say so
+                self.bus.publish([state.handle], SignedInElsewhere(conn.session_id))
 
     def _repaired(self, _: object, n: int) -> None:
         self.repairs += 1

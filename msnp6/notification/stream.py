@@ -80,10 +80,12 @@ class ChangeStream:
             self._start_reload()
         return succeed(None) if self._reload is None else self._waiter()
 
-    def catch_up(self) -> None:
-        """SQL holds a later version than the cache (changes whose events were lost): reload."""
+    def catch_up(self) -> "Deferred[None]":
+        """SQL holds a later version than the cache (changes whose events were lost): reload;
+        fires once the cache agrees with SQL."""
         if self._reload is None:
             self._start_reload()
+        return succeed(None) if self._reload is None else self._waiter()
 
     def stop(self) -> None:
         self._cancel_timer()
