@@ -237,10 +237,20 @@ class MsnpClient:
         self.expect(f"QRY {t}")
 
 
+#: Ports free_port() has handed out in this process: the kernel may offer a port again as soon as
+#: its probe socket closes, and two listeners of one server given the same port fail to start.
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port of 127.0.0.1 nobody listens on, never one this process was given before."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def _bin(name: str) -> str:

@@ -53,6 +53,11 @@ class Account(Base):
     credential: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Set while an operator has disabled (banned) the account: its logins are refused.
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The last successful login (``msnp6-admin user show``).
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ListEntry(Base):
@@ -104,8 +109,19 @@ class DirectoryEntry(Base):
     country: Mapped[str] = mapped_column(String(8))
 
 
+class Setting(Base):
+    """One server-wide setting the database must carry (e.g. a credential key rotation in
+    progress), as a name and a text (JSON) value."""
+
+    __tablename__ = "settings"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 # Core tables for the store's statements (typed as Table: __table__ is declared as FromClause).
 accounts = cast(Table, Account.__table__)
 list_entries = cast(Table, ListEntry.__table__)
 invitations = cast(Table, Invitation.__table__)
 directory_entries = cast(Table, DirectoryEntry.__table__)
+settings = cast(Table, Setting.__table__)
