@@ -204,16 +204,18 @@ def _key_command(args: argparse.Namespace, store: DirectStore) -> int:
 
 
 def _key_show(engine: Any, key_file: Path) -> int:
+    counts = rotation.key_counts(engine)
+    recorded = rotation.read_rotation(engine)
     if key_file.exists():
-        print(f"key file {key_file}: key id {CredentialKey.load(key_file).key_id.hex()}")
+        file_id = CredentialKey.load(key_file).key_id
+        usable = not counts or file_id in counts or (recorded is not None and file_id == recorded.to_id)
+        print(f"key file {key_file}: key id {file_id.hex()}{'' if usable else ' (not a key the database uses)'}")
     else:
         print(f"key file {key_file}: missing")
-    counts = rotation.key_counts(engine)
     if not counts:
         print("no passwords stored")
     for key_id, n in sorted(counts.items(), key=lambda item: -item[1]):
         print(f"key id {key_id.hex() if key_id else '(none: not a sealed credential)'}: {n} passwords")
-    recorded = rotation.read_rotation(engine)
     if recorded is None:
         print("no key rotation recorded")
     else:

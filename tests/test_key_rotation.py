@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from msnp6.store.rotation import ROTATION_SETTING, Rotation, key_counts
 from msnp6.store.schema import open_database, upgrade
 from msnp6.store.sealing import key_for
 from msnp6.store.store import StoreCore
-from msnp6.testing import ServerProcess, _bin, run_admin, send_login, take_lines, unit_realm
+from msnp6.testing import ClockStore, ServerProcess, run_admin, send_login, take_lines, unit_realm
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -65,7 +66,7 @@ class Fresh:
         return ServerProcess(self.url, key_file, self.folder / name, extra_args=["--challenge-timeout", "3"])
 
     def rotate(self, *extra: str) -> list[str]:
-        return [_bin("msnp6-admin"), "--db", self.url, "--key-file", str(self.old_key),
+        return [str(Path(sys.executable).parent / "msnp6-admin"), "--db", self.url, "--key-file", str(self.old_key),
                 "key", "rotate", "--new-key-file", str(self.new_key), *extra]
 
 
@@ -267,3 +268,39 @@ def test_a_server_started_midway_needs_the_other_key_file(tmp_path):
     os.rename(new_file, tmp_path / "moved.key")
     with pytest.raises(CredentialKeyError, match=str(new_file)):
         key_for(engine, old_file)
+
+
+def test_logins_meeting_an_unknown_key_share_one_read_under_the_store_deadline(tmp_path):
+    realm = unit_realm(tmp_path, {"bob@example.com": "Bob"}, store_factory=ClockStore, store_timeout=2.0)
+    old = CredentialKey.load(tmp_path / "key")
+    new_file = tmp_path / "new.key"
+    new = CredentialKey.load(new_file, create=True)
+    engine = realm.store.core.engine
+    _record(engine, Rotation(old.key_id, new.key_id, str(tmp_path / "key"), str(new_file)))
+    with engine.begin() as conn:
+        conn.execute(update(accounts).where(accounts.c.handle == "bob@example.com")
+                     .values(credential=new.seal("bob@example.com", "pw")))
+    realm.store.stall("rotation_keys")
+    first, second = (_login_on_clock(realm) for _ in range(2))
+    realm.clock.advance(0)
+    assert realm.store.asked.count("rotation_keys") == 1
+    realm.clock.advance(2.0)
+    for t in (first, second):
+        assert take_lines(t) == ["915 4"] and t.disconnecting  # the store failed: unavailable, not a wrong password
+    realm.store.resume()
+    t = _login_on_clock(realm)
+    realm.clock.advance(0)
+    realm.clock.advance(0)
+    assert take_lines(t)[0].startswith("USR 4 OK bob@example.com")
+
+
+def _login_on_clock(realm):
+    from msnp6.notification import NotificationProtocol
+    from msnp6.testing import connect, md5_hex
+
+    ns = NotificationProtocol(realm)
+    t = connect(ns)
+    ns.dataReceived(b"VER 1 MSNP6 CVR0\r\nINF 2\r\nUSR 3 MD5 I bob@example.com\r\n")
+    salt = take_lines(t)[2].split()[4]
+    ns.dataReceived(f"USR 4 MD5 S {md5_hex(salt + 'pw')}\r\n".encode())
+    return t
