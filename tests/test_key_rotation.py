@@ -250,11 +250,16 @@ def test_a_running_server_learns_a_rotation_from_a_login_and_from_its_periodic_r
     assert take_lines(t)[0].startswith("USR 4 OK bob@example.com")
     assert realm.key.holds(new.key_id) and realm.key.key_id == new.key_id
 
+    # Without any login: the periodic read, every 10 s once the service runs.
     other = unit_realm(tmp_path / "other", {"carol@example.com": "Carol"})
     other_old = CredentialKey.load(tmp_path / "other" / "key")
     _record(other.store.core.engine, Rotation(other_old.key_id, new.key_id, "", str(new_file)))
-    other.keys.refresh()
+    other.keys.startService()
+    other.clock.advance(9.9)
+    assert other.key.key_id == other_old.key_id
+    other.clock.advance(0.1)
     assert sealed_key_id(other.key.seal("carol@example.com", "pw")) == new.key_id
+    other.keys.stopService()
 
 
 def test_a_server_started_midway_needs_the_other_key_file(tmp_path):
@@ -304,3 +309,36 @@ def _login_on_clock(realm):
     salt = take_lines(t)[2].split()[4]
     ns.dataReceived(f"USR 4 MD5 S {md5_hex(salt + 'pw')}\r\n".encode())
     return t
+
+
+def test_every_node_of_a_cluster_accepts_both_keys(request, tmp_path, redis_server):
+    """Separate processes on PostgreSQL and Redis, started before the rotation: each node learns
+    the new key by itself."""
+    from msnp6.testing_cluster import ClusterServer
+
+    url = request.getfixturevalue("pg_schema_url")()
+    upgrade(make_engine(url))
+    fresh = Fresh(url, tmp_path, tmp_path / "keys" / "old.key", {f"node{i}@example.com": f"pw-{i}" for i in range(8)})
+    key = CredentialKey.load(fresh.old_key, create=True)
+    core = StoreCore(open_database(url))
+    for handle, password in fresh.users.items():
+        core.create_account(handle, handle, key.seal(handle, password))
+    core.engine.dispose()
+    cluster = ClusterServer(url, fresh.old_key, tmp_path / "cluster", f"redis://127.0.0.1:{redis_server.port}/6",
+                            extra_args=["--challenge-timeout", "3"])
+    cluster.start()
+    try:
+        old, new = interrupted_rotation(fresh)
+        for node in cluster.nodes.values():
+            for handle, password in fresh.users.items():
+                with node.client("ns") as client:
+                    client.login(handle, password)
+        done = subprocess.run(fresh.rotate(), capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert fresh.counts() == {new: len(fresh.users)}
+        for node in cluster.nodes.values():
+            for handle, password in fresh.users.items():
+                with node.client("ns") as client:
+                    client.login(handle, password)
+    finally:
+        cluster.stop()

@@ -4,7 +4,8 @@ Every sealed credential carries the id of the key that sealed it (``msnp6.auth``
 key, never the key), so the database itself records which key it needs. A server or
 ``msnp6-admin`` given another key, or no key file while credentials exist, would answer every
 login with 911 or seal new passwords nobody can check: both refuse instead, naming the key id the
-database expects and the file they looked at.
+database expects and the file they looked at. During a key rotation (msnp6.store.rotation) the
+database expects two keys, and the new one also afterwards.
 """
 from __future__ import annotations
 
