@@ -17,10 +17,11 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from .admin_token import AdminTokenError, load_token, token_source
-from .auth import CredentialKey, CredentialKeyError
+from .auth import CredentialKey, CredentialKeyError, CredentialKeyring
 from .bus.memory import MemoryBus
 from .paths import default_db_url, default_key_file
 from .services import AccountService, NoSuchAccount
+from .store import rotation
 from .store.engine import make_engine
 from .store.schema import SchemaNotAtHead, open_database, schema_state, upgrade
 from .store.sealing import key_for
@@ -79,9 +80,28 @@ def _parser() -> argparse.ArgumentParser:
     notify.add_argument("--admin-url", default=None,
                         help="the server's admin port [default: $MSNP6_ADMIN_URL, else http://127.0.0.1:8180]")
     _token_option(notify)
+    key = sub.add_parser("key", help="the credential key").add_subparsers(dest="action", required=True)
+    rotate = key.add_parser("rotate", help="re-seal every password with a new key, in batches, servers running")
+    rotate.add_argument("--new-key-file", required=True, help="the new key (made, mode 0600, if missing)")
+    rotate.add_argument("--batch-size", type=_positive(int), default=500, help="passwords per transaction [default: 500]")
+    rotate.add_argument("--pause", type=_positive(float, zero=True), default=0.0,
+                        help="seconds between batches, to spread the load [default: 0]")
+    for action in ("show", "status"):
+        key.add_parser(action, help="the key file's id, the key ids in the database, the recorded rotation")
     invitations = sub.add_parser("invitations", help="e-mail invitations users asked for (SND/SDC), newest first")
     invitations.add_argument("--limit", type=int, default=100)
     return p
+
+
+def _positive(kind: type[int] | type[float], zero: bool = False) -> Any:
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if value < 0 or (value == 0 and not zero):
+            raise ValueError(text)
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error
+    return parse
 
 
 def _online(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -123,8 +143,9 @@ def _handle(raw: str) -> str:
     return handle
 
 
-def _key(args: argparse.Namespace, store: DirectStore) -> CredentialKey:
-    """The key that sealed the database's passwords (a new one only for a database without any)."""
+def _key(args: argparse.Namespace, store: DirectStore) -> CredentialKeyring:
+    """The keys of the database's passwords (a new one only for a database without any); they seal
+    with a recorded rotation's new key."""
     return key_for(store.core.engine, Path(args.key_file or default_key_file()))
 
 
@@ -142,14 +163,67 @@ def run(argv: Sequence[str] | None = None) -> int:
         if args.command == "user" and args.action in ONLINE_ACTIONS and _through_server(args):
             return 0
         store = DirectStore(open_database(url))
+        if args.command == "key":
+            return _key_command(args, store)
         if args.command == "invitations":
             for inv in store.core.list_invitations(args.limit):
                 print(f"{inv.created_at:%Y-%m-%d %H:%M}\t{inv.sender}\t{inv.recipient}\t{inv.body!r}")
             return 0
         return _user(args, store)
-    except (AdminError, SchemaNotAtHead, CredentialKeyError, AdminTokenError) as e:
+    except (AdminError, SchemaNotAtHead, CredentialKeyError, AdminTokenError, rotation.RotationError) as e:
         print(f"msnp6-admin: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        if args.command == "key":
+            print("msnp6-admin: interrupted; run the same command again to go on", file=sys.stderr)
+        return 130
+
+
+def _key_command(args: argparse.Namespace, store: DirectStore) -> int:
+    engine = store.core.engine
+    key_file = Path(args.key_file or default_key_file())
+    if args.action in ("show", "status"):
+        return _key_show(engine, key_file)
+    keyring = key_for(engine, key_file, create=False)
+    new_file = Path(args.new_key_file)
+    new_key = CredentialKey.load(new_file, create=True)
+    recorded, resumed = rotation.begin(engine, keyring, key_file, new_key, new_file)
+    keyring.add(new_key, newest=True)
+    print(f"{'resuming the' if resumed else 'recorded the'} rotation from key id {recorded.from_id.hex()} "
+          f"({recorded.from_file}) to key id {recorded.to_id.hex()} ({recorded.to_file})", flush=True)
+
+    def progress(done: int, left: int) -> None:
+        print(f"re-sealed {done}, {left} remaining", flush=True)
+
+    done = rotation.reseal_all(engine, keyring, new_key, args.batch_size, args.pause, progress)
+    print(f"done: {done} re-sealed now, every password is sealed with key id {new_key.key_id.hex()}.\n"
+          f"Next: point --key-file ($MSNP6_KEY_FILE) of every server and msnp6-admin at {recorded.to_file} "
+          f"and restart them one by one (running servers already use both keys). Keep {recorded.from_file} "
+          "until then; remove it once none reads it.")
+    return 0
+
+
+def _key_show(engine: Any, key_file: Path) -> int:
+    counts = rotation.key_counts(engine)
+    recorded = rotation.read_rotation(engine)
+    if key_file.exists():
+        file_id = CredentialKey.load(key_file).key_id
+        usable = not counts or file_id in counts or (recorded is not None and file_id == recorded.to_id)
+        print(f"key file {key_file}: key id {file_id.hex()}{'' if usable else ' (not a key the database uses)'}")
+    else:
+        print(f"key file {key_file}: missing")
+    if not counts:
+        print("no passwords stored")
+    for key_id, n in sorted(counts.items(), key=lambda item: -item[1]):
+        print(f"key id {key_id.hex() if key_id else '(none: not a sealed credential)'}: {n} passwords")
+    if recorded is None:
+        print("no key rotation recorded")
+    else:
+        left = sum(n for key_id, n in counts.items() if key_id != recorded.to_id)
+        state = f"unfinished, {left} passwords to re-seal" if left else "finished"
+        print(f"rotation from key id {recorded.from_id.hex()} ({recorded.from_file}) to key id "
+              f"{recorded.to_id.hex()} ({recorded.to_file}): {state}")
+    return 0
 
 
 def _mail_notify(args: argparse.Namespace) -> int:

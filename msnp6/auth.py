@@ -63,6 +63,55 @@ class CredentialKey:
         )
 
 
+class CredentialKeyring:
+    """The keys a server holds: during a rotation (msnp6.store.rotation) both the old and the new.
+    A credential is unsealed with the key whose id it carries; new passwords are sealed with the
+    newest key, the rotation's new one once it is known."""
+
+    def __init__(self, keys: "list[CredentialKey]", newest: CredentialKey | None = None) -> None:
+        if not keys:
+            raise CredentialKeyError("a keyring needs at least one key")
+        self._keys = {key.key_id: key for key in keys}
+        self.newest = newest if newest is not None else keys[0]
+        self._keys[self.newest.key_id] = self.newest
+
+    @property
+    def key_id(self) -> bytes:
+        """The id of the key new passwords are sealed with."""
+        return self.newest.key_id
+
+    @property
+    def key_ids(self) -> frozenset[bytes]:
+        return frozenset(self._keys)
+
+    def holds(self, key_id: bytes | None) -> bool:
+        return key_id in self._keys
+
+    def add(self, key: CredentialKey, newest: bool = False) -> None:
+        self._keys[key.key_id] = key
+        if newest:
+            self.newest = key
+
+    def prefer(self, key_id: bytes) -> None:
+        """Seal new passwords with the held key ``key_id``."""
+        self.newest = self._keys[key_id]
+
+    def seal(self, handle: str, password: str) -> bytes:
+        return self.newest.seal(handle, password)
+
+    def unseal(self, handle: str, blob: bytes) -> str:
+        """The password; SealedWithOtherKey when no key here sealed it."""
+        key = self._keys.get(sealed_key_id(blob) or b"")
+        if key is None:
+            raise SealedWithOtherKey(handle)
+        return key.unseal(handle, blob)
+
+
+def sealed_prefix(key_id: bytes) -> bytes:
+    """How every credential sealed with the key ``key_id`` begins (format byte and key id)."""
+    return _FORMAT + key_id
+
+
 def sealed_key_id(blob: bytes) -> bytes | None:
     """The id of the key that sealed ``blob`` (None if it is no sealed credential)."""
     if blob[:1] != _FORMAT or len(blob) < 1 + _KEY_ID:

@@ -13,7 +13,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from .admin_token import AdminTokenError, load_token, token_source
-from .auth import CredentialKey, CredentialKeyError
+from .auth import CredentialKeyError, CredentialKeyring
 from .cluster.connection import parse_redis_url
 from .cluster.member import ROLES, ClusterMember, ClusterSettings
 from .cluster.windows import RedisWindows
@@ -219,8 +219,9 @@ class StoreService(service.Service):
         return stop_store(self.store, self._reactor, self._shutdown.remaining())
 
 
-def open_store(options: Options, reactor: Any) -> tuple[Store, CredentialKey]:
-    """The database and the credential key, or a clear message and exit status 2."""
+def open_store(options: Options, reactor: Any) -> tuple[Store, CredentialKeyring]:
+    """The database and the credential keys (two during a key rotation), or a clear message and
+    exit status 2."""
     try:
         engine = open_database(options["db"])
         key = key_for(engine, Path(options["key-file"]))
@@ -281,6 +282,11 @@ def service_tree(options: Options, store: Store, nodes: list[tuple[Realm, dict[s
     reactor.callWhenRunning(stop_on_sigterm, reactor)  # after twistd's own handlers
     top = SequentialService()
     StoreService(store, reactor, shutdown).setServiceParent(top)
+    # One read of a key rotation for the process, its realms sharing one keyring; stopped before the store.
+    keys = nodes[0][0].keys
+    for realm, _ in nodes:
+        realm.keys = keys
+    keys.setServiceParent(top)
     if member is not None:
         member.setServiceParent(top)
     token, token_from = admin_token(options) if options["admin"] else ("", None)

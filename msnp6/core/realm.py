@@ -7,12 +7,13 @@ from typing import Any
 
 import attrs
 
-from ..auth import CredentialKey
+from ..auth import CredentialKey, CredentialKeyring
 from ..bus.interface import Bus
 from ..bus.memory import MemoryBus
 from ..directory.interface import Directory
 from ..directory.memory import MemoryDirectory
 from ..framing import OutputFlusher
+from ..keyring import KeyringRefresh
 from ..services import AccountService, ListService, Services
 from .chats import ChatRegistry
 from .limits import Limits
@@ -57,16 +58,19 @@ class Realm:
     other nodes (in one process, the in-memory ones; two realms given the same pair form a
     two-node cluster), and so are the rate-limit ``windows`` (default: this node's own)."""
 
-    def __init__(self, config: Config, clock: Any, store: Any, key: CredentialKey, bus: Bus | None = None,
+    def __init__(self, config: Config, clock: Any, store: Any, key: CredentialKey | CredentialKeyring, bus: Bus | None = None,
                  directory: Directory | None = None, node_name: str = "n1", windows: Windows | None = None) -> None:
         self.config = config
         self.clock = clock
         self.store = store
-        self.key = key
+        #: Unseals credentials with whichever key sealed them, seals with the newest (a rotation's).
+        self.key = CredentialKeyring([key]) if isinstance(key, CredentialKey) else key
+        #: Teaches ``key`` a rotation's keys; the service tree shares one between its realms.
+        self.keys = KeyringRefresh(self.key, store, clock)
         self.bus: Bus = bus if bus is not None else MemoryBus()
         self.directory: Directory = directory if directory is not None else MemoryDirectory()
         self.node = LocalNode(node_name, self.bus)
-        self.services = Services(ListService(store, self.bus, config), AccountService(store, self.bus, key))
+        self.services = Services(ListService(store, self.bus, config), AccountService(store, self.bus, self.key))
         self.output: OutputFlusher = OutputFlusher(clock)
         self.tickets = TicketBook(clock)
         #: XFR SB's cookies: this node's book in one process, Redis in a cluster (any node redeems).

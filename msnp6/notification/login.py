@@ -9,7 +9,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..auth import SealedWithOtherKey, md5_login_ok, new_salt
+from ..auth import SealedWithOtherKey, md5_login_ok, new_salt, sealed_key_id
 from ..core.windows import ACCOUNT, LoginCheck
 from ..negotiation import login_handle, require_version
 from ..store.faults import log_store_failure
@@ -22,6 +22,7 @@ from .services import send_initial_mail
 from .state import SessionState
 
 if TYPE_CHECKING:
+    from ..core.realm import Realm
     from .protocol import NotificationProtocol
 
 log = Logger()
@@ -54,8 +55,21 @@ def _usr_initial(conn: "NotificationProtocol", command: Command) -> None:
     # A fresh salt for every attempt, known account or not: nothing tells them apart. It does not
     # depend on the account, so it goes out at once; USR S waits for the lookup instead.
     conn.salt = new_salt()
-    conn.account_lookup = conn.realm.store.get_account(handle).addErrback(_lookup_failed, handle)
+    conn.account_lookup = (conn.realm.store.get_account(handle).addCallback(_with_its_key, conn.realm)
+                           .addErrback(_lookup_failed, handle))
     conn.send("USR", command.trid, "MD5", "S", conn.salt)
+
+
+def _with_its_key(account: AccountRecord | None, realm: "Realm") -> "AccountRecord | Deferred[AccountRecord] | None":
+    """The account once the server holds the key that sealed its credential. A key it does not
+    hold means a key rotation began after it started (msnp6.keyring): it learns the rotation's
+    keys from the database first, once, and the answer is checked with what it then holds."""
+    if account is None:
+        return None
+    key_id = sealed_key_id(account.credential)
+    if key_id is None or realm.key.holds(key_id):
+        return account
+    return realm.keys.learn(key_id).addCallback(lambda _: account)
 
 
 class _StoreUnavailable:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.internet.defer import Deferred
 
-from ..auth import CredentialKey
+from ..auth import CredentialKeyring
 from ..bus.interface import Bus
 from ..events import AccountChanged, AccountDeleted, ContactDeleted, MailArrived
 from ..store.interface import StoreAPI
@@ -21,10 +21,10 @@ def _found(handle: str, found: object) -> None:
 
 
 class AccountService:
-    def __init__(self, store: StoreAPI, bus: Bus, key: CredentialKey | None) -> None:
+    def __init__(self, store: StoreAPI, bus: Bus, key: CredentialKeyring | None) -> None:
         self.store = store
         self.bus = bus
-        #: Seals passwords (create, set_password); None where no password is ever set.
+        #: Seals passwords (create, set_password) with its newest key; None where no password is ever set.
         self.key = key
 
     def _seal(self, handle: str, password: str) -> bytes:
