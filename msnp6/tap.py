@@ -174,7 +174,7 @@ def _port_of(description: str) -> str:
 
 
 def with_backlog(description: str, backlog: int = 1024) -> str:
-    """Twisted listens with a backlog of 50; a burst of logins overflows that (design.md 8)."""
+    """Twisted listens with a backlog of 50; a burst of logins overflows that."""
     if description.startswith(("tcp:", "tcp6:")) and "backlog=" not in description:
         return f"{description}:backlog={backlog}"
     return description
