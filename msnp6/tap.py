@@ -336,7 +336,7 @@ def check_endpoints(listeners: dict[str, str], reactor: Any) -> None:
             continue
         try:
             endpoints.serverFromString(reactor, with_backlog(description))
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, OSError) as e:  # OSError: ssl: without its key file
             raise CannotStart(f"--{name} {description!r} is not a listening endpoint such as "
                               f"tcp:{DEFAULT_PORTS.get(name, 8180)}: {e}") from None
 

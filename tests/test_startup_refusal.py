@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,7 @@ def test_the_wrong_key(tmp_path, database, accounts):
     (["--store-timeout", "-1"], {}, "--store-timeout must be 0 or more"),
     (["--roles", "xx"], {}, "--roles is a comma list of ds, ns, sb, not 'xx'"),
     (["--ds", "tcp:abc"], {}, "--ds 'tcp:abc' is not a listening endpoint such as tcp:1863: "),
+    (["--ns", "ssl:1864"], {}, "--ns 'ssl:1864' is not a listening endpoint such as tcp:1864: "),
     (["--db", "not a url"], {}, "--db / $MSNP6_DB is not a database URL: "),
     (["--bogus"], {}, "option --bogus not recognized"),
     # The format from the environment, as the compose file and the systemd unit set it.
@@ -167,6 +169,27 @@ def test_a_taken_port_in_json(tmp_path):
                                f"tcp:{port}:interface=127.0.0.1: Address already in use")
     first = run.records()[0]
     assert first["message"].startswith("twistd ") and "starting up" in first["message"]  # JSON from the first line
+
+
+@pytest.mark.parametrize(("log_format", "stream"), [("json", "stdout"), ("text", "stderr")])
+def test_an_unexpected_fault_while_starting(log_format, stream):
+    """What makeService runs inside: an exception nobody expected ends the process with status 1;
+    in JSON as one record carrying the traceback, in text as Python prints it."""
+    script = ("import sys\nfrom msnp6.refusal import refusing\n"
+              "with refusing(sys.argv[1]):\n    {}['planted']\n")
+    done = subprocess.run([sys.executable, "-c", script, log_format], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    if log_format == "json":
+        assert done.stderr == ""
+        lines = done.stdout.splitlines()
+        assert len(lines) == 1
+        record = json.loads(lines[0])
+        assert record["level"] == "error"
+        assert record["message"] == "msnp6 cannot start: unexpected KeyError: 'planted'"
+        assert record["traceback"].startswith("Traceback (most recent call last):")
+        assert record["traceback"].rstrip().endswith("KeyError: 'planted'")
+    else:
+        assert done.stdout == "" and "Traceback" in done.stderr and "KeyError: 'planted'" in done.stderr
 
 
 def test_an_unexpected_fault_keeps_its_traceback_in_one_record():
