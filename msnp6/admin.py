@@ -20,6 +20,7 @@ from .admin_token import AdminTokenError, load_token, token_source
 from .auth import CredentialKey, CredentialKeyError
 from .bus.memory import MemoryBus
 from .paths import default_db_url, default_key_file
+from .refusal import database_reason
 from .services import AccountService, NoSuchAccount
 from .store.engine import make_engine
 from .store.schema import SchemaNotAtHead, open_database, schema_state, upgrade
@@ -149,6 +150,14 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _user(args, store)
     except (AdminError, SchemaNotAtHead, CredentialKeyError, AdminTokenError) as e:
         print(f"msnp6-admin: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        # An unreachable database or refused credentials: one line (it runs before every start
+        # of the systemd unit and the compose stack), no traceback.
+        reason = database_reason(e, url)
+        if reason is None:
+            raise
+        print(f"msnp6-admin: {reason}", file=sys.stderr)
         return 1
 
 

@@ -76,6 +76,19 @@ def test_an_unreachable_database_is_one_json_line_with_the_password_masked(tmp_p
     assert "s3cret-db-pw" not in run.stdout + run.stderr
 
 
+@pytest.mark.parametrize("command", [["migrate"], ["user", "list"]])
+def test_msnp6_admin_says_the_same_in_one_line(tmp_path, command):
+    """``msnp6-admin migrate`` runs before every start (the systemd unit's ExecStartPre, the
+    compose stack's migrate job): its refusal is one line too."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MSNP6_")}
+    done = subprocess.run([_bin("msnp6-admin"), "--db", "postgresql://msnp6:s3cret-db-pw@127.0.0.1:1/nowhere",
+                           "--key-file", str(tmp_path / "credential.key"), *command],
+                          env=environ, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert (done.stdout, done.stderr) == ("", "msnp6-admin: the database at postgresql://msnp6:***@127.0.0.1:1/nowhere "
+                                              "is unreachable: connection refused\n")
+
+
 def test_with_text_the_same_fault_is_one_plain_line_on_stderr(tmp_path):
     run = twistd(tmp_path, "--db", "postgresql://msnp6:s3cret-db-pw@127.0.0.1:1/nowhere",
                  "--key-file", str(tmp_path / "credential.key"), log_format="text")
