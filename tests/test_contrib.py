@@ -214,3 +214,15 @@ def test_logrotate_copytruncate_keeps_the_log_whole(unit, database, tmp_path, mo
     records = json_records(after.decode())
     assert records and not any(r["message"].startswith("msnp6 running: ") for r in records)
     assert any("shutting down" in r["message"] for r in records)
+
+
+def test_the_documented_install_puts_the_files_where_the_unit_looks(unit):
+    """docs/hosting.md's steps install the env file where EnvironmentFile= reads it, the unit
+    where systemd finds it, the logrotate snippet in logrotate.d, and make the unit's user."""
+    doc = (ROOT / "docs" / "hosting.md").read_text()
+    assert f"contrib/systemd/msnp6.env {one(unit, 'Service', 'EnvironmentFile')}" in doc
+    assert "contrib/systemd/msnp6.service /etc/systemd/system/msnp6.service" in doc
+    assert "/etc/logrotate.d/msnp6" in doc and "StandardOutput=append:/var/log/msnp6/msnp6.log" in doc
+    assert f"useradd --system --home-dir {one(unit, 'Service', 'WorkingDirectory')}" in doc
+    assert f"{one(unit, 'Service', 'User')}\n" in doc.split("useradd", 1)[1]
+    assert "StandardOutput=append:/var/log/msnp6/msnp6.log" in LOGROTATE.read_text()
