@@ -181,7 +181,7 @@ def test_the_unit_commands_migrate_and_serve_a_login(unit, pg_schema_url, tmp_pa
     assert any(r["message"].startswith("msnp6 running: ") for r in records)
 
 
-def test_logrotate_copytruncate_keeps_the_log_whole(unit, database, tmp_path, monkeypatch):
+def test_logrotate_copytruncate_keeps_the_log_whole(unit, tmp_path, monkeypatch):
     if shutil.which("logrotate") is None:
         pytest.skip("logrotate is not installed")
     for k in [k for k in os.environ if k.startswith(("MSNP6_", "PG"))]:
@@ -197,7 +197,7 @@ def test_logrotate_copytruncate_keeps_the_log_whole(unit, database, tmp_path, mo
     config.write_text(snippet.replace("/var/log/msnp6/", f"{logs}/").replace("su msnp6 msnp6", f"su {user} {group}"))
     config.chmod(0o644)
 
-    server = start_unit(unit, tmp_path, database.url, log_file)
+    server = start_unit(unit, tmp_path, f"sqlite:///{tmp_path / 'msnp6.sqlite3'}", log_file)  # a database of its own
     try:
         done = subprocess.run(["logrotate", "-f", "-s", str(tmp_path / "logrotate.state"), str(config)],
                               capture_output=True, text=True, timeout=60)
