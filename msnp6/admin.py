@@ -20,6 +20,7 @@ from .admin_token import AdminTokenError, load_token, token_source
 from .auth import CredentialKey, CredentialKeyError, CredentialKeyring
 from .bus.memory import MemoryBus
 from .paths import default_db_url, default_key_file
+from .refusal import database_reason
 from .services import AccountService, NoSuchAccount
 from .store import rotation
 from .store.engine import make_engine
@@ -177,6 +178,14 @@ def run(argv: Sequence[str] | None = None) -> int:
         if args.command == "key":
             print("msnp6-admin: interrupted; run the same command again to go on", file=sys.stderr)
         return 130
+    except Exception as e:
+        # An unreachable database or refused credentials: one line (it runs before every start
+        # of the systemd unit and the compose stack), no traceback.
+        reason = database_reason(e, url)
+        if reason is None:
+            raise
+        print(f"msnp6-admin: {reason}", file=sys.stderr)
+        return 1
 
 
 def _key_command(args: argparse.Namespace, store: DirectStore) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 from sqlalchemy.engine import make_url
@@ -134,7 +134,7 @@ class Startup(service.Service):
         self._reactor.stop()
 
 
-def exit_now(code: int) -> None:
+def exit_now(code: int) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     os._exit(code)

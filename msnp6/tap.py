@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from .logs import LOGGERS
 from .metrics import Metrics
 from .notification import NotificationProtocol
 from .paths import default_db_url, default_key_file
+from .refusal import REFUSED, CannotStart, Guarded, database_reason, log_format_in, refuse, refusing
 from .shutdown import ClientsService, SequentialService, Shutdown, stop_on_sigterm, stop_store
 from .startup import Settings, Startup
 from .store.schema import SchemaNotAtHead, open_database
@@ -98,6 +99,17 @@ class Options(usage.Options):
         super().__init__()
         self["limit"] = []
 
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """With --log-format json (or $MSNP6_LOG_FORMAT=json), a bad option value is one JSON
+        record and exit status 2, not twistd's help text; with text, twistd prints its usage."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            given = log_format_in(list(options or []), os.environ.get(ENV_DEFAULTS["log-format"][0]) or "text")
+            if given != "json":
+                raise
+            refuse(f"msnp6 cannot start: {e}", "json", REFUSED)
+
     def opt_limit(self, item: str) -> None:
         """NAME=N/SECONDS (a rate) or NAME=N (a cap); repeatable, and wins over $MSNP6_LIMITS
         (the same items, comma-separated). Names and defaults: README.md, "Limits"."""
@@ -162,7 +174,7 @@ def _port_of(description: str) -> str:
 
 
 def with_backlog(description: str, backlog: int = 1024) -> str:
-    """Twisted listens with a backlog of 50; a burst of logins overflows that (design.md 8)."""
+    """Twisted listens with a backlog of 50; a burst of logins overflows that."""
     if description.startswith(("tcp:", "tcp6:")) and "backlog=" not in description:
         return f"{description}:backlog={backlog}"
     return description
@@ -220,26 +232,37 @@ class StoreService(service.Service):
 
 
 def open_store(options: Options, reactor: Any) -> tuple[Store, CredentialKeyring]:
-    """The database and the credential keys (two during a key rotation), or a clear message and
-    exit status 2."""
+    """The database and the credential keys (two during a key rotation), or CannotStart naming
+    why not."""
     try:
         engine = open_database(options["db"])
+    except SchemaNotAtHead as e:
+        raise CannotStart(str(e)) from None
+    except Exception as e:
+        reason = database_reason(e, options["db"])
+        if reason is None:
+            raise
+        raise reason from None
+    try:
         key = key_for(engine, Path(options["key-file"]))
-    except (SchemaNotAtHead, CredentialKeyError) as e:
-        print(f"msnp6: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    except CredentialKeyError as e:
+        raise CannotStart(str(e)) from None
+    except Exception as e:
+        reason = database_reason(e, options["db"])
+        if reason is None:
+            raise
+        raise reason from None
     return Store(engine, reactor, timeout=options["store-timeout"]), key
 
 
 def admin_token(options: Options) -> tuple[str, str]:
-    """The admin port's token (made if its file is missing) and where it is read, or a clear
-    message and exit status 2."""
+    """The admin port's token (made if its file is missing) and where it is read, or
+    CannotStart naming why not."""
     source = token_source(options["admin-token-file"], Path(options["key-file"]))
     try:
         token = load_token(source, create=True)
     except AdminTokenError as e:
-        print(f"msnp6: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise CannotStart(str(e)) from None
     assert token is not None
     return token, source.describe()
 
@@ -311,9 +334,28 @@ def service_tree(options: Options, store: Store, nodes: list[tuple[Realm, dict[s
     return top
 
 
+def check_endpoints(listeners: dict[str, str], reactor: Any) -> None:
+    """Every listener's strports description parses (CannotStart naming the option if not), so
+    a typo is refused before anything starts rather than failing inside startService."""
+    for name, description in listeners.items():
+        if not description:
+            continue
+        try:
+            endpoints.serverFromString(reactor, with_backlog(description))
+        except (ValueError, KeyError, TypeError, OSError) as e:  # OSError: ssl: without its key file
+            raise CannotStart(f"--{name} {description!r} is not a listening endpoint such as "
+                              f"tcp:{DEFAULT_PORTS.get(name, 8180)}: {e}") from None
+
+
 def makeService(options: Options) -> service.MultiService:
     from twisted.internet import reactor
 
-    realm, member = make_realm(options, reactor)
-    listeners = {name: options[name] for name in DEFAULT_PORTS if name in options["roles"]}
-    return service_tree(options, realm.store, [(realm, listeners)], reactor, member)
+    # twistd's logger starts only after this returns: every fault here is reported by refusing().
+    with refusing(options["log-format"]):
+        listeners = {name: options[name] for name in DEFAULT_PORTS if name in options["roles"]}
+        check_endpoints({**listeners, "admin": options["admin"]}, reactor)
+        realm, member = make_realm(options, reactor)
+        top = Guarded()
+        service_tree(options, realm.store, [(realm, listeners)], reactor, member).setServiceParent(top)
+        return top
+    raise AssertionError("refusing() exits the process")

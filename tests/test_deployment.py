@@ -58,6 +58,17 @@ def started(compose: dict[str, Any], *profiles: str) -> set[str]:
             if not service.get("profiles") or set(service["profiles"]) & set(profiles)}
 
 
+#: What an operator's .env sets for these tests: a password with every character a URL would
+#: need escaped, which the stack must pass through untouched.
+PASSWORD = "p@ss:w/rd#50%"
+STACK_ENV = {"POSTGRES_PASSWORD": PASSWORD}
+PASSWORD_MESSAGE = "set POSTGRES_PASSWORD in .env (see docs/hosting.md)"
+
+
+class MissingVariable(Exception):
+    """A ``${NAME:?message}`` whose variable is unset or empty: compose stops with ``message``."""
+
+
 def interpolate(value: str, env: dict[str, str] | None = None) -> str:
     """Compose's ``${NAME}`` / ``${NAME:-default}`` / ``${NAME:?message}``, from ``env``."""
     env = env or {}
@@ -68,15 +79,27 @@ def interpolate(value: str, env: dict[str, str] | None = None) -> str:
             return env[name]
         if op == ":-":
             return arg
-        raise AssertionError(f"${{{name}}} must be set: {arg}")
+        if op == ":?":
+            raise MissingVariable(f"required variable {name} is missing a value: {arg}")
+        return ""  # a plain ${NAME} that is unset is empty
 
     return re.sub(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", one, value)
 
 
-def service_env(service: dict[str, Any]) -> dict[str, str]:
+def interpolate_all(node: Any, env: dict[str, str]) -> Any:
+    """Every string of a parsed compose file interpolated, as compose does before anything else."""
+    if isinstance(node, dict):
+        return {k: interpolate_all(v, env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [interpolate_all(v, env) for v in node]
+    return interpolate(node, env) if isinstance(node, str) else node
+
+
+def service_env(service: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, str]:
+    """The service's environment with ``env`` (default: STACK_ENV) as the operator's .env."""
     raw = service.get("environment") or {}
     assert isinstance(raw, dict), "write environment as a mapping"
-    return {k: interpolate(str(v)) for k, v in raw.items()}
+    return {k: interpolate(str(v), STACK_ENV if env is None else env) for k, v in raw.items()}
 
 
 def dockerfile() -> list[tuple[str, str]]:
@@ -139,13 +162,40 @@ def test_services_and_their_order(compose):
         assert services[name]["build"] == "." and services[name]["image"] == "msnp6:local"
 
 
-def test_both_use_the_compose_database(compose):
-    services = compose["services"]
-    pg = services["postgres"]["environment"]
-    url = f"postgresql://{pg['POSTGRES_USER']}:{pg['POSTGRES_PASSWORD']}@postgres:5432/{pg['POSTGRES_DB']}"
-    assert services["migrate"]["environment"]["MSNP6_DB"] == url
-    assert services["msnp6"]["environment"]["MSNP6_DB"] == url
+def test_both_use_the_compose_database(compose, cluster_compose):
+    services = cluster_compose["services"]
+    pg = service_env(services["postgres"])
+    # No password in the URL (it would need URL-escaping): libpq reads it from PGPASSWORD.
+    url = f"postgresql://{pg['POSTGRES_USER']}@postgres:5432/{pg['POSTGRES_DB']}"
+    for name in ("migrate", "msnp6", *CLUSTER_SERVERS):
+        env = service_env(services[name])
+        assert env["MSNP6_DB"] == url, name
+        assert env["PGPASSWORD"] == pg["POSTGRES_PASSWORD"] == PASSWORD, name
     assert services["postgres"].get("ports") is None  # the database stays inside the stack
+
+
+@pytest.mark.parametrize("env", [{}, {"POSTGRES_PASSWORD": ""}, {"MSNP6_PUBLIC_HOST": "msn.example.org"}])
+def test_no_stack_without_a_database_password(env):
+    """No silent default: without POSTGRES_PASSWORD compose stops, saying what to do (the
+    cluster override is laid over this file, so it stops the cluster too)."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    with pytest.raises(MissingVariable) as refused:
+        interpolate_all(yaml.safe_load(text), env)
+    assert str(refused.value) == f"required variable POSTGRES_PASSWORD is missing a value: {PASSWORD_MESSAGE}"
+    assert "POSTGRES_PASSWORD:-" not in text  # the old silent default
+    assert (ROOT / "docs" / "hosting.md").exists()  # where the message sends the operator
+    interpolate_all(yaml.safe_load(text), STACK_ENV)  # set: every string interpolates
+
+
+def test_the_env_example_names_the_password_but_gives_none():
+    """A copied .env.example must not start a stack with a password everybody can read."""
+    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                   if line.strip() and not line.startswith("#"))
+    assert example["POSTGRES_PASSWORD"] == ""
+    with pytest.raises(MissingVariable):
+        interpolate_all(yaml.safe_load((ROOT / "docker-compose.yml").read_text()), example)
+    filled = {**example, "POSTGRES_PASSWORD": PASSWORD}
+    interpolate_all(yaml.safe_load((ROOT / "docker-compose.yml").read_text()), filled)
 
 
 def test_server_command_is_the_image_default(compose):
@@ -174,7 +224,8 @@ def test_ports_match_the_listeners(compose):
 def test_healthcheck_asks_the_admin_port(compose):
     service = compose["services"]["msnp6"]
     test = " ".join(service["healthcheck"]["test"])
-    assert f"http://127.0.0.1:{port_of(service_env(service)['MSNP6_ADMIN'])}/healthz" in test
+    # Ready, not merely alive: the listeners are bound and the database answers at head.
+    assert f"http://127.0.0.1:{port_of(service_env(service)['MSNP6_ADMIN'])}/readyz" in test
 
 
 def test_key_lives_on_a_named_volume(compose):
@@ -196,7 +247,7 @@ def test_environment_names_real_options(compose):
                        {"MSNP6_PUBLIC_HOST": "msn.example.org"}) == "msn.example.org"
     from msnp6.tap import ENV_DEFAULTS
 
-    known = {variable for variable, _ in ENV_DEFAULTS.values()} | {"MSNP6_DB", "MSNP6_KEY_FILE"}
+    known = {variable for variable, _ in ENV_DEFAULTS.values()} | {"MSNP6_DB", "MSNP6_KEY_FILE", "PGPASSWORD"}
     assert set(env) <= known
 
 
@@ -312,7 +363,8 @@ def test_every_server_shares_one_key(compose, cluster_compose):
 def test_cluster_environment_names_real_options(cluster_compose):
     from msnp6.tap import ENV_DEFAULTS
 
-    known = {variable for variable, _ in ENV_DEFAULTS.values()} | {"MSNP6_DB", "MSNP6_KEY_FILE", "MSNP6_ADMIN_URL"}
+    known = {variable for variable, _ in ENV_DEFAULTS.values()} | {
+        "MSNP6_DB", "MSNP6_KEY_FILE", "MSNP6_ADMIN_URL", "PGPASSWORD"}
     for name in CLUSTER_SERVERS:
         env = service_env(cluster_compose["services"][name])
         assert {"MSNP6_BUS", "MSNP6_NODE", "MSNP6_ROLES"} <= set(env) <= known, name
@@ -436,6 +488,55 @@ def test_the_stack_commands_migrate_and_serve_a_login(compose, pg_schema_url, tm
     records = [json.loads(line) for line in lines]
     assert any(r["message"].startswith("msnp6 ns listening") and r["name"] == "ns" for r in records)
     assert all({"time", "level", "namespace", "message"} <= set(r) for r in records)
+
+
+@pytest.fixture
+def password_postgres() -> Any:
+    from msnp6 import testing_postgres
+
+    if not testing_postgres.available():
+        pytest.skip("initdb/pg_ctl are not installed")
+    server = testing_postgres.PasswordPostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_password_with_url_characters_reaches_postgresql(compose, password_postgres, tmp_path, monkeypatch):
+    """The stack's MSNP6_DB (no password) and PGPASSWORD (POSTGRES_PASSWORD as written in .env)
+    against a PostgreSQL that checks passwords: psycopg reads PGPASSWORD through SQLAlchemy, and
+    ``@ : / # %`` need no escaping. A wrong one is refused with one line saying so."""
+    for k in [k for k in os.environ if k.startswith(("MSNP6_", "PG"))]:
+        monkeypatch.delenv(k)
+    pg = password_postgres
+    pg.psql("CREATE ROLE msnp6 LOGIN PASSWORD '{}'".format(PASSWORD.replace("'", "''")))
+    pg.psql("CREATE DATABASE msnp6 OWNER msnp6")
+    stack_url = service_env(compose["services"]["msnp6"])["MSNP6_DB"]
+    here = local_paths(tmp_path, stack_url.replace("@postgres:5432/", f"@127.0.0.1:{pg.port}/"))
+    run_migrate(compose, here)
+    env = stack_env(compose["services"]["msnp6"], here)
+    assert env["PGPASSWORD"] == PASSWORD and PASSWORD not in env["MSNP6_DB"]
+    add_user(env, "erin@example.com")
+    server = ComposeServer(compose, env, tmp_path / "run")
+    server.start()
+    try:
+        with server.client("ns") as ns:
+            ns.login("erin@example.com", "pw")
+        assert server.ready() == 200
+    finally:
+        assert server.stop() == 0
+    assert PASSWORD not in server.output()
+
+    wrong = ComposeServer(compose, {**env, "PGPASSWORD": PASSWORD + "x"}, tmp_path / "wrong")
+    done = subprocess.run(wrong.command(), env={**clean_environ(), **wrong.env}, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2
+    records = [json.loads(line) for line in (done.stdout + done.stderr).splitlines()]
+    assert [r["message"] for r in records] == [
+        f"msnp6 cannot start: the database at postgresql://msnp6@127.0.0.1:{pg.port}/msnp6 refused the login: "
+        'password authentication failed for user "msnp6"']
 
 
 def xfr_ns(ds_port: int, handle: str) -> int:
