@@ -281,6 +281,9 @@ def service_tree(options: Options, store: Store, nodes: list[tuple[Realm, dict[s
     reactor.callWhenRunning(stop_on_sigterm, reactor)  # after twistd's own handlers
     top = SequentialService()
     StoreService(store, reactor, shutdown).setServiceParent(top)
+    for realm, _ in nodes:  # next to the store: they stop after the clients, before the store
+        realm.last_logins.setName(f"last-logins-{realm.node.name}")
+        realm.last_logins.setServiceParent(top)
     if member is not None:
         member.setServiceParent(top)
     token, token_from = admin_token(options) if options["admin"] else ("", None)
