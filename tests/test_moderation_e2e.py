@@ -194,3 +194,19 @@ def test_user_show(server, accounts, database, key_file):
     assert show(database, key_file, handle)["disabled"] == "no"
     r = run_admin(["user", "show", "ghost@example.com"], database.url, key_file)
     assert r.returncode == 1 and "no account ghost@example.com" in r.stderr
+
+
+def test_shutdown_signs_out_and_writes_the_pending_last_logins(database, key_file, accounts, tmp_path):
+    own = ServerProcess(database.url, key_file, tmp_path, extra_args=["--log-format", "json"])
+    own.start()
+    try:
+        handle = accounts.create(password=PASSWORD)
+        c = logged_in(own, handle)
+        where = address(c)
+        wait_for_audit(own, lambda e: e["audit"] == "login_ok" and e["account"] == handle)
+    finally:
+        assert own.stop() == 0
+    c.expect("OUT SSD")
+    assert [(e["account"], e["reason"]) for e in audit_lines(own)
+            if e["audit"] == "logout" and e["address"] == where] == [(handle, "shutdown")]
+    assert show(database, key_file, handle)["last login"] != "never"  # written on the way out
