@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -210,3 +212,28 @@ def test_shutdown_signs_out_and_writes_the_pending_last_logins(database, key_fil
     assert [(e["account"], e["reason"]) for e in audit_lines(own)
             if e["audit"] == "logout" and e["address"] == where] == [(handle, "shutdown")]
     assert show(database, key_file, handle)["last login"] != "never"  # written on the way out
+
+
+def http(server: ServerProcess, method: str, path: str, token: str | None, body: bytes | None = None) -> int:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    if body is not None:
+        headers["content-type"] = "application/json"
+    request = urllib.request.Request(f"http://127.0.0.1:{server.ports['admin']}{path}", data=body,
+                                     headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_the_sessions_endpoints_want_the_token(server, accounts):
+    handle = accounts.create(password=PASSWORD)
+    assert http(server, "GET", "/sessions", None) == 401  # it shows client addresses
+    assert http(server, "GET", "/sessions", "wrong") == 401
+    assert http(server, "POST", f"/sessions/{handle}/kick", None, b"{}") == 401
+    assert http(server, "GET", "/sessions", server.admin_token) == 200
+    assert http(server, "POST", f"/sessions/{handle}/ban", server.admin_token, b"{}") == 404
+    assert http(server, "POST", "/sessions/not-a-handle/kick", server.admin_token, b"{}") == 400
+    assert http(server, "POST", f"/accounts/{handle}/disable", server.admin_token,
+                json.dumps({"reason": "x" * 201}).encode()) == 400
