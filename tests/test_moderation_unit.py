@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import event
 
 from msnp6.notification import NotificationProtocol
-from msnp6.testing import connect, send_login, take_lines, unit_realm
+from msnp6.testing import connect, md5_hex, send_login, take_lines, unit_realm
 
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"
 
@@ -87,3 +87,16 @@ def test_a_connection_that_never_logged_in_leaves_no_logout(realm, logged):
     ns.dataReceived(b"VER 1 MSNP6 CVR0\r\n")
     ns.connectionLost()
     assert audits(logged) == []
+
+
+def test_a_disable_between_the_lookup_and_the_answer_still_refuses_the_login(realm, logged):
+    ns = NotificationProtocol(realm)
+    t = connect(ns)
+    ns.dataReceived(f"VER 1 MSNP6 CVR0\r\nINF 2\r\nUSR 3 MD5 I {ALICE}\r\n".encode())
+    salt = take_lines(t)[2].split()[4]
+    # Disabled in SQL after USR I read the account, and no event for it reaches this node: the
+    # snapshot the login loads after registering reads the account again.
+    realm.store.core.set_disabled(ALICE, True)
+    ns.dataReceived(f"USR 4 MD5 S {md5_hex(salt + 'pw')}\r\n".encode())
+    assert take_lines(t) == ["911 4"] and t.disconnecting and ns.handle is None
+    assert [(e["audit"], e["reason"]) for e in audits(logged)] == [("login_failed", "disabled")]

@@ -182,8 +182,12 @@ def _complete_login(conn: "NotificationProtocol", command: Command, account: Acc
     def loaded(snapshot: SyncSnapshot | None) -> None:
         if conn.closing:
             return  # hung up while the lists loaded: on_connection_lost unregistered it
-        if snapshot is None:  # deleted meanwhile
-            audit.login_failed(account.handle, conn.peer, ErrorCode.AUTHENTICATION_FAILED, "unknown_account")
+        # Deleted or disabled meanwhile: the snapshot reads the account again after the session
+        # registered, so a disable is either seen here or its event reaches the session.
+        if snapshot is None or snapshot.account.disabled:
+            audit.login_failed(account.handle, conn.peer, ErrorCode.AUTHENTICATION_FAILED,
+                               "unknown_account" if snapshot is None else "disabled")
+            conn.unregister()
             raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
         state = SessionState.from_snapshot(snapshot)
         conn.mspauth = secrets.token_hex(16) + "$$"
