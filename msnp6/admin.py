@@ -10,6 +10,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -22,6 +23,7 @@ from .bus.memory import MemoryBus
 from .paths import default_db_url, default_key_file
 from .refusal import database_reason
 from .services import AccountService, NoSuchAccount
+from .services.accounts import MAX_REASON, valid_reason
 from .store import rotation
 from .store.engine import make_engine
 from .store.schema import SchemaNotAtHead, open_database, schema_state, upgrade
@@ -57,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     ):
         _online(user.add_parser(action, help=text)).add_argument("handle")
     user.add_parser("list", help="list accounts")
+    disable = _online(user.add_parser(
+        "disable", help="refuse the account's logins (911, as for a wrong password) and end its session"))
+    disable.add_argument("handle")
+    disable.add_argument("--reason", default="", help="why (kept with the account; shown by user show)")
+    _online(user.add_parser("enable", help="let a disabled account log in again")).add_argument("handle")
+    user.add_parser("show", help="the account: flags, disabled, list sizes, created, last login").add_argument("handle")
     for action, text in (
         ("mail", "turn the Hotmail features (mail notices, inbox links) on or off"),
         ("mobile", "turn the mobile device flag (PRP MBE) on or off"),
@@ -78,9 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     notify.add_argument("--from", dest="from_name", default="", help="sender's display name")
     notify.add_argument("--from-addr", required=True, help="sender's address")
     notify.add_argument("--subject", default="")
-    notify.add_argument("--admin-url", default=None,
-                        help="the server's admin port [default: $MSNP6_ADMIN_URL, else http://127.0.0.1:8180]")
-    _token_option(notify)
+    _server_option(notify)
+    session = sub.add_parser("session", help="online sessions").add_subparsers(dest="action", required=True)
+    kick = _server_option(session.add_parser("kick", help="end the account's session on whichever node holds it"))
+    kick.add_argument("handle")
+    _server_option(sub.add_parser("who", help="every online session: handle, node, dialect, client version, "
+                                              "address, since, status"))
     key = sub.add_parser("key", help="the credential key").add_subparsers(dest="action", required=True)
     rotate = key.add_parser("rotate", help="re-seal every password with a new key, in batches, servers running")
     rotate.add_argument("--new-key-file", required=True, help="the new key (made, mode 0600, if missing)")
@@ -103,6 +114,13 @@ def _positive(kind: type[int] | type[float], zero: bool = False) -> Any:
 
     parse.__name__ = kind.__name__  # argparse names the type in its error
     return parse
+
+
+def _server_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """For the commands only a running server can answer."""
+    parser.add_argument("--admin-url", default=None,
+                        help="the server's admin port [default: $MSNP6_ADMIN_URL, else http://127.0.0.1:8180]")
+    return _token_option(parser)
 
 
 def _online(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -156,6 +174,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "mail":
             return _mail_notify(args)
+        if args.command == "session":
+            return _kick(args)
+        if args.command == "who":
+            return _who(args)
         if args.command == "migrate":
             engine = make_engine(url)
             upgrade(engine)
@@ -235,34 +257,74 @@ def _key_show(engine: Any, key_file: Path) -> int:
     return 0
 
 
+def _server_url(args: argparse.Namespace) -> str:
+    return str(args.admin_url or os.environ.get("MSNP6_ADMIN_URL") or "http://127.0.0.1:8180").rstrip("/")
+
+
+def _unreachable(base: str, e: OSError) -> AdminError:
+    return AdminError(f"cannot reach the server's admin port at {base} ({e}); is --admin set?")
+
+
 def _mail_notify(args: argparse.Namespace) -> int:
     """Ask the running server (its admin port) to count and announce one new message. It answers
     ``accepted`` whether or not the account exists (web.MailPush); its log says what happened."""
-    base = args.admin_url or os.environ.get("MSNP6_ADMIN_URL") or "http://127.0.0.1:8180"
+    base = _server_url(args)
     fields = {"handle": _handle(args.handle), "from_name": args.from_name, "from_addr": args.from_addr,
               "subject": args.subject}
     try:
-        print(f"{args.handle}: {_post(base.rstrip('/') + '/mail', fields, args)}")
+        print(f"{args.handle}: {_post(base + '/mail', fields, args)}")
         return 0
     except AdminError as e:
         raise AdminError(f"{args.handle}: {e}") from None
     except OSError as e:
-        raise AdminError(f"cannot reach the server's admin port at {base} ({e}); is --admin set?") from None
+        raise _unreachable(base, e) from None
+
+
+def _kick(args: argparse.Namespace) -> int:
+    """End the account's online session, on whichever node it is (the server's bus carries it)."""
+    base, handle = _server_url(args), _handle(args.handle)
+    try:
+        answer = _post(f"{base}/sessions/{urllib.parse.quote(handle)}/kick", {}, args)
+    except AdminError as e:
+        raise AdminError(f"{handle}: {e}") from None
+    except OSError as e:
+        raise _unreachable(base, e) from None
+    print(f"{handle}: {answer}")
+    return 0
+
+
+def _who(args: argparse.Namespace) -> int:
+    """One line per online session, from the presence directory (every node's, in a cluster)."""
+    base = _server_url(args)
+    try:
+        sessions = json.loads(_request(base + "/sessions", None, args))
+    except OSError as e:
+        raise _unreachable(base, e) from None
+    for s in sessions:
+        print("\t".join([s["handle"], s["node"], s["dialect"], s["client_version"] or "-", s["address"] or "-",
+                         s["since"], s["status"] or "-"]))
+    return 0
 
 
 #: The user commands online sessions must hear of: through the running server when it answers.
-ONLINE_ACTIONS = frozenset({"verify", "unverify", "delete", "mail", "mobile"})
+ONLINE_ACTIONS = frozenset({"verify", "unverify", "delete", "mail", "mobile", "disable", "enable"})
 
 
 def _post(url: str, fields: dict[str, str], args: argparse.Namespace) -> str:
     """POST a JSON object to the admin port with the admin token; AdminError for an answer other
     than 200 (a clear one for a refused token), OSError when unreachable."""
+    return _request(url, fields, args)
+
+
+def _request(url: str, fields: dict[str, str] | None, args: argparse.Namespace) -> str:
+    """POST ``fields`` (GET when None) to the admin port with the admin token; the answer's text."""
     source = token_source(args.admin_token_file, Path(args.key_file or default_key_file()))
     token = load_token(source)
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json"} if fields is not None else {}
     if token is not None:
         headers["authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=json.dumps(fields).encode(), headers=headers, method="POST")
+    data = json.dumps(fields).encode() if fields is not None else None
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST" if fields is not None else "GET")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return str(response.read().decode().strip())
@@ -286,6 +348,8 @@ def _through_server(args: argparse.Namespace) -> bool:
     handle = _handle(args.handle)
     action = args.action
     fields = {"state": args.state} if action in ("mail", "mobile") else {}
+    if action == "disable":
+        fields["reason"] = args.reason
     url = f"{base.rstrip('/')}/accounts/{urllib.parse.quote(handle)}/{action}"
     try:
         _post(url, fields, args)
@@ -305,6 +369,8 @@ _DONE = {
     "delete": lambda h, s: f"deleted {h}",
     "mail": lambda h, s: f"mail for {h} {s}",
     "mobile": lambda h, s: f"mobile device for {h} {s}",
+    "disable": lambda h, s: f"{h} disabled",
+    "enable": lambda h, s: f"{h} enabled",
 }
 
 
@@ -340,6 +406,8 @@ def _user(args: argparse.Namespace, store: DirectStore) -> int:
             raise AdminError(f"{handle} already exists") from None
         print(f"created {handle}")
         return 0
+    if args.action == "show":
+        return _show(store, handle)
     if _resolved(store.get_account(handle)) is None:
         raise AdminError(f"no account {handle}")
     accounts = AccountService(store, MemoryBus(), _key(args, store) if args.action == "passwd" else None)
@@ -355,6 +423,10 @@ def _user(args: argparse.Namespace, store: DirectStore) -> int:
             _resolved(accounts.set_email_enabled(handle, args.state == "on"))
         elif args.action == "mobile":
             _resolved(accounts.set_mobile_enabled(handle, args.state == "on"))
+        elif args.action == "disable":
+            _resolved(accounts.disable(handle, _reason(args.reason)))
+        elif args.action == "enable":
+            _resolved(accounts.enable(handle))
         elif args.action == "directory":
             if args.remove:
                 _resolved(accounts.remove_directory(handle))
@@ -368,6 +440,48 @@ def _user(args: argparse.Namespace, store: DirectStore) -> int:
         raise AdminError(f"no account {handle}") from None
     if args.action in _DONE:
         print(_DONE[args.action](handle, getattr(args, "state", "")))
+    return 0
+
+
+def _reason(text: str) -> str:
+    if not valid_reason(text):
+        raise AdminError(f"the reason must be at most {MAX_REASON} printable characters")
+    return text
+
+
+def _when(value: datetime | None) -> str:
+    """A stored time in UTC, ISO format (SQLite hands back naive ones, stored as UTC)."""
+    if value is None:
+        return "never"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _show(store: DirectStore, handle: str) -> int:
+    details = _resolved(store.account_details(handle))
+    if details is None:
+        raise AdminError(f"no account {handle}")
+    a = details.account
+    disabled = "no"
+    if details.disabled_at is not None:
+        disabled = f"since {_when(details.disabled_at)}"
+        if details.disabled_reason:
+            disabled += f": {details.disabled_reason}"
+    onoff = {True: "on", False: "off"}
+    for label, value in (
+        ("handle", a.handle),
+        ("name", encode_name(a.friendly_name)),
+        ("verified", "yes" if a.verified else "no"),
+        ("disabled", disabled),
+        ("mail", onoff[a.email_enabled]),
+        ("mobile", onoff[a.mobile_enabled]),
+        ("list version", str(a.list_version)),
+        ("lists", " ".join(f"{name} {n}" for name, n in details.list_sizes.items())),
+        ("created", _when(details.created_at)),
+        ("last login", _when(details.last_login_at)),
+    ):
+        print(f"{label}:\t{value}")
     return 0
 
 

@@ -103,6 +103,20 @@ class AccountDeleted:
 
 
 @attrs.frozen(slots=True)
+class AccountDisabled:
+    """An operator disabled the recipient's account: their sessions end (a bare OUT)."""
+
+    kind: ClassVar[str] = "account-disabled"
+
+
+@attrs.frozen(slots=True)
+class SessionKicked:
+    """An operator ended the recipient's session (a bare OUT); the account stays usable."""
+
+    kind: ClassVar[str] = "session-kicked"
+
+
+@attrs.frozen(slots=True)
 class MailArrived:
     """One new message in the recipient's inbox (``unread`` is the new count)."""
 
@@ -125,13 +139,15 @@ class PageArrived:
 
 Event = (
     PresenceChanged | ReverseListChanged | ContactPhoneChanged | ContactDeleted | NameChanged | Ring
-    | SignedInElsewhere | AccountChanged | AccountDeleted | MailArrived | PageArrived
+    | SignedInElsewhere | AccountChanged | AccountDeleted | AccountDisabled | SessionKicked | MailArrived
+    | PageArrived
 )
 
 EVENT_TYPES: dict[str, type[Any]] = {
     cls.kind: cls
     for cls in (PresenceChanged, ReverseListChanged, ContactPhoneChanged, ContactDeleted, NameChanged, Ring,
-                SignedInElsewhere, AccountChanged, AccountDeleted, MailArrived, PageArrived)
+                SignedInElsewhere, AccountChanged, AccountDeleted, AccountDisabled, SessionKicked, MailArrived,
+                PageArrived)
 }
 
 

@@ -310,6 +310,9 @@ def service_tree(options: Options, store: Store, nodes: list[tuple[Realm, dict[s
     for realm, _ in nodes:
         realm.keys = keys
     keys.setServiceParent(top)
+    for realm, _ in nodes:  # next to the store: they stop after the clients, before the store
+        realm.last_logins.setName(f"last-logins-{realm.node.name}")
+        realm.last_logins.setServiceParent(top)
     if member is not None:
         member.setServiceParent(top)
     token, token_from = admin_token(options) if options["admin"] else ("", None)

@@ -1,6 +1,8 @@
 """The admin HTTP port (``--admin``): ``/healthz``, ``/readyz``, Prometheus ``/metrics``,
-``POST /mail`` for ``msnp6-admin mail notify`` and ``POST /accounts/<handle>/<action>`` for the
-``msnp6-admin user`` commands.
+``POST /mail`` for ``msnp6-admin mail notify``, ``POST /accounts/<handle>/<action>`` for the
+``msnp6-admin user`` commands, and ``GET /sessions`` and ``POST /sessions/<handle>/kick`` for
+``msnp6-admin who`` and ``session kick``. Every command it runs leaves an audit line
+(msnp6.audit).
 
 Meant for a load balancer, an orchestrator, Prometheus and the operator on a private network,
 never for clients. The read-only pages are open; the state-changing ones want the admin token
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from twisted.internet.defer import Deferred, TimeoutError, succeed
@@ -19,8 +22,13 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from . import audit
+from .directory.record import PresenceRecord
+from .directory.redis import DirectoryUnavailable
+from .events import SessionKicked
 from .metrics import Metrics
 from .services import NoSuchAccount
+from .services.accounts import MAX_REASON, valid_reason
 from .store.faults import log_store_failure
 from .store.schema import current_revision, head_revision
 from .wire.names import is_valid_handle, normalize_handle
@@ -40,11 +48,17 @@ MAX_BODY = 16 * 1024
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
 
 
-def _plain(request: Request, code: int, text: str) -> bytes:
+def _plain(request: Request, code: int, text: str, content_type: bytes = b"text/plain; charset=utf-8") -> bytes:
     request.setResponseCode(code)
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    request.setHeader(b"content-type", content_type)
     request.setHeader(b"cache-control", b"no-store")
     return (text + "\n").encode("utf-8")
+
+
+def _caller(request: Request) -> str:
+    """The admin client's address (ip:port), for the audit log."""
+    address = request.getClientAddress()
+    return f"{getattr(address, 'host', '?')}:{getattr(address, 'port', '?')}"
 
 
 class ReadinessCheck:
@@ -104,14 +118,17 @@ class ReadinessCheck:
             d.callback(reason)
 
 
-def _answer_later(request: Request, answer: "Deferred[tuple[int, str]]") -> Any:
-    """Finish ``request`` with the (status, text) ``answer`` fires with, unless the client left."""
+def _answer_later(request: Request, answer: "Deferred[tuple[int, str]]",
+                  content_type: bytes = b"text/plain; charset=utf-8") -> Any:
+    """Finish ``request`` with the (status, text) ``answer`` fires with, unless the client left.
+    ``content_type``: that of a 200 answer (an error is plain text)."""
     gone: list[bool] = []
     request.notifyFinish().addErrback(lambda _: gone.append(True))
 
     def respond(result: tuple[int, str]) -> None:
         if not gone:
-            request.write(_plain(request, *result))
+            status, text = result
+            request.write(_plain(request, status, text, content_type if status == 200 else b"text/plain; charset=utf-8"))
             request.finish()
 
     answer.addCallback(respond)
@@ -214,19 +231,19 @@ class MailPush(Resource):
         if not is_valid_handle(handle):
             return _plain(request, 400, "a valid handle is required")
         realm = self.realm
+        caller = _caller(request)
 
         def told(_: int) -> "Deferred[tuple[int, str]]":
             def outcome(record: Any) -> tuple[int, str]:
                 shown = record is not None and record.email_enabled
-                log.info("admin: mail notice for {handle}: {outcome}", handle=handle,
-                         outcome="delivered" if shown else "counted")
+                audit.operator("mail_notify", handle, caller, "delivered" if shown else "counted")
                 return 200, "accepted"
 
             return realm.directory.get(handle).addCallback(outcome)
 
         def unknown(failure: Failure) -> tuple[int, str]:
             failure.trap(NoSuchAccount)
-            log.info("admin: mail notice for {handle}: no such account", handle=handle)
+            audit.operator("mail_notify", handle, caller, "no such account")
             return 200, "accepted"
 
         from_addr = _field(fields, "from_addr")
@@ -237,9 +254,10 @@ class MailPush(Resource):
 
 
 #: Operator actions on one account that online sessions must hear of:
-#: ``POST /accounts/<handle>/<action>`` (JSON field ``state`` on|off for mail and mobile).
-#: Creating accounts and setting passwords need no server: msnp6-admin writes those itself.
-ACCOUNT_ACTIONS = frozenset({"verify", "unverify", "delete", "mail", "mobile"})
+#: ``POST /accounts/<handle>/<action>`` (JSON field ``state`` on|off for mail and mobile,
+#: ``reason`` for disable). Creating accounts and setting passwords need no server:
+#: msnp6-admin writes those itself.
+ACCOUNT_ACTIONS = frozenset({"verify", "unverify", "delete", "mail", "mobile", "disable", "enable"})
 
 
 class AccountActions(Resource):
@@ -262,13 +280,20 @@ class AccountActions(Resource):
         if not is_valid_handle(handle):
             return _plain(request, 400, "a valid handle is required")
         try:
-            state = _field(_fields(request), "state")
+            fields = _fields(request)
         except BadBody as e:
             return _plain(request, 400, str(e))
+        state, reason = _field(fields, "state"), fields.get("reason", "")
         accounts = self.realm.services.accounts
         if action in ("mail", "mobile") and state not in ("on", "off"):
             return _plain(request, 400, "state must be on or off")
-        if action in ("verify", "unverify"):
+        if not valid_reason(reason):
+            return _plain(request, 400, f"the reason must be at most {MAX_REASON} printable characters")
+        if action == "disable":
+            done = accounts.disable(handle, reason)
+        elif action == "enable":
+            done = accounts.enable(handle)
+        elif action in ("verify", "unverify"):
             done = accounts.set_verified(handle, action == "verify")
         elif action == "delete":
             done = accounts.delete(handle)
@@ -276,8 +301,75 @@ class AccountActions(Resource):
             done = accounts.set_email_enabled(handle, state == "on")
         else:
             done = accounts.set_mobile_enabled(handle, state == "on")
-        log.info("admin: {action} {handle}", action=action, handle=handle)
-        return _answer_later(request, done.addCallbacks(lambda _: (200, "ok"), _service_failed(handle, action)))
+        caller = _caller(request)
+
+        def audited(result: tuple[int, str]) -> tuple[int, str]:
+            outcome = {200: "ok", 404: "no such account"}.get(result[0], "failed")
+            audit.operator(action, handle, caller, outcome, reason if action == "disable" else "")
+            return result
+
+        done.addCallbacks(lambda _: (200, "ok"), _service_failed(handle, action)).addCallback(audited)
+        return _answer_later(request, done)
+
+
+class Sessions(Resource):
+    """``GET /sessions``: every online session in the presence directory (every node's, in a
+    cluster), as a JSON list: what ``msnp6-admin who`` prints. ``POST /sessions/<handle>/kick``:
+    end that account's session on whichever node holds it (through the bus); 404 ``not online``
+    when there is none. Both want the token: the list shows client addresses."""
+
+    isLeaf = True
+
+    def __init__(self, realm: Any) -> None:
+        super().__init__()
+        self.realm = realm
+
+    def render_GET(self, request: Request) -> Any:
+        if [p for p in request.postpath or [] if p]:
+            return _plain(request, 404, "GET /sessions")
+        caller = _caller(request)
+
+        def listed(records: list[PresenceRecord]) -> tuple[int, str]:
+            audit.operator("who", "-", caller, f"{len(records)} sessions")
+            return 200, json.dumps([session_row(r) for r in records], ensure_ascii=False)
+
+        answer = self.realm.directory.list_all().addCallbacks(listed, _directory_failed)
+        return _answer_later(request, answer, b"application/json")
+
+    def render_POST(self, request: Request) -> Any:
+        path = request.postpath or []
+        if len(path) != 2 or path[1] != b"kick":
+            return _plain(request, 404, "POST /sessions/<handle>/kick")
+        handle = normalize_handle(path[0].decode("utf-8", "replace"))
+        if not is_valid_handle(handle):
+            return _plain(request, 400, "a valid handle is required")
+        realm, caller = self.realm, _caller(request)
+
+        def found(record: PresenceRecord | None) -> tuple[int, str]:
+            audit.kick(handle, caller, record is not None)
+            if record is None:
+                return 404, "not online"
+            realm.bus.publish([handle], SessionKicked())
+            return 200, f"signed out on node {record.node}"
+
+        answer = realm.directory.get(handle).addCallbacks(found, _directory_failed)
+        return _answer_later(request, answer)
+
+
+def session_row(record: PresenceRecord) -> dict[str, Any]:
+    """One online session as ``GET /sessions`` lists it."""
+    return {
+        "handle": record.handle, "node": record.node, "dialect": record.dialect,
+        "client_version": record.client_version, "address": record.address,
+        "since": datetime.fromtimestamp(record.since, UTC).isoformat(timespec="seconds"),
+        "status": record.status,
+    }
+
+
+def _directory_failed(failure: Failure) -> tuple[int, str]:
+    failure.trap(DirectoryUnavailable)
+    log.warn("admin: the presence directory failed: {error}", error=failure.getErrorMessage())
+    return 503, "the presence directory is unavailable"
 
 
 class RefusalLog:
@@ -385,7 +477,7 @@ class AdminSite(Site):
 def admin_site(realm: Any, metrics: Metrics, reactor: Any, token: str,
                listening: Callable[[], bool] = lambda: True) -> Site:
     """The admin port. /healthz, /readyz and /metrics are open (probes and scrapers, read-only,
-    no account data); /mail and /accounts want ``token``. ``listening``: are all the listeners
+    no account data); /mail, /accounts and /sessions want ``token``. ``listening``: are all the listeners
     bound (/readyz answers 503 until they are)?"""
     refusals = RefusalLog(reactor)
     root = Resource()
@@ -394,4 +486,5 @@ def admin_site(realm: Any, metrics: Metrics, reactor: Any, token: str,
     root.putChild(b"metrics", MetricsPage(metrics))
     root.putChild(b"mail", AdminGuard(MailPush(realm), token, refusals))
     root.putChild(b"accounts", AdminGuard(AccountActions(realm), token, refusals))
+    root.putChild(b"sessions", AdminGuard(Sessions(realm), token, refusals))
     return AdminSite(root)

@@ -50,6 +50,9 @@ class Under:
     def remove(self, handle: str, session: str) -> None:
         self.call(self.directory.remove, handle, session)
 
+    def list_all(self) -> list[PresenceRecord]:
+        return self.call(self.directory.list_all)  # type: ignore[no-any-return]
+
     def count(self) -> int:
         # Writes are fire-and-forget: a lookup answered after them has seen them (one connection,
         # in order), and the count they returned with them.
@@ -118,12 +121,26 @@ def test_count(under: Under) -> None:
     assert under.count() == 1
 
 
+def test_list_all(under: Under, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert under.list_all() == []
+    # Past Redis's small-hash encoding (128 entries), where HSCAN takes several rounds.
+    monkeypatch.setattr("msnp6.directory.redis.SCAN_BATCH", 20)
+    records = [record(f"u{i:03d}@example.com", node="ab"[i % 2], session=f"s{i}", client_version="5.0.0540",
+                      address=f"10.0.0.{i}:40000") for i in range(150)]
+    for r in reversed(records):
+        under.put(r)
+    under.remove("u003@example.com", "s3")
+    assert under.list_all() == [r for r in records if r.handle != "u003@example.com"]
+
+
 # -- the Redis directory only
 
 
 def test_record_json_round_trip() -> None:
     r = record("ann@example.com", phone_mobile="+1%20555", status=None)
     assert from_json(to_json(r)) == r
+    seen = record("ann@example.com", client_version="5.0.0540", address="192.0.2.1:40000")
+    assert from_json(to_json(seen)) == seen
     assert from_json(to_json(r)[:-1] + ',"from_a_newer_node":1}') == r
     with pytest.raises(ValueError):
         from_json('{"handle": "ann@example.com"}')

@@ -87,7 +87,8 @@ def test_pipelined_guesses_on_many_connections_are_counted_before_they_are_check
         c.expect_closed()
         c.close()
     # Exactly `limit` answers were checked; every other one was refused unchecked.
-    checked = server.log().count(f"login failed for {handle} ")
+    checked = sum(1 for line in server.log().splitlines()
+                  if f"audit: login failed {handle} from " in line and line.endswith(": 911 bad_password"))
     assert (checked, limited(server)["login-account"]) == (limit, guessers - limit)
     # The window is used up: now even the right password is not checked.
     with server.client() as right:

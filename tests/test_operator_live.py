@@ -3,6 +3,7 @@ node a): online users see each change at once, and afterwards every online sessi
 equals what SQL holds. Without a reachable server, msnp6-admin writes SQL itself."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -143,3 +144,83 @@ def test_without_a_server_the_database_is_written_and_seen_at_the_next_login(liv
     with live.client() as c:  # the next login loads the lists from SQL
         c.login(alice.handle, "hunter2")
         assert [r.line for r in c.sync(0)] == sql_dump(accounts.store, alice.handle, c.trid)
+
+
+# -- moderation: disable, kick, who (the user may be on the other node) -------------------------
+
+
+def refused(live, handle: str, password: str) -> str:
+    """The answer to a login with ``password``; the connection must close after it."""
+    with live.client() as c:
+        t, reply = c.attempt(handle, password)
+        c.expect_closed()
+        return reply.line.replace(str(t), "{t}")
+
+
+def test_disable_ends_the_session_at_once_and_refuses_logins_until_enabled(live, people, accounts, database,
+                                                                          key_file):
+    alice, bob = people("Alice"), people("Bob")  # on two nodes where there are two
+    alice.do(f"ADD {{t}} FL {bob.handle} Bob")
+    alice.quiet(), bob.quiet()
+    r = admin(live, database, key_file, "disable", bob.handle, "--reason", "spam")
+    assert r.returncode == 0 and r.stdout.strip() == f"{bob.handle} disabled", r.stderr
+    bob.c.expect("OUT")  # plain: not OTH (signed in elsewhere), not SSD (which makes clients reconnect)
+    bob.c.expect_closed()
+    assert alice.quiet() == [f"FLN {bob.handle}"]
+    # The same answer with or without the right password: nothing tells a stranger it is banned.
+    assert refused(live, bob.handle, "hunter2") == "911 {t}"
+    assert refused(live, bob.handle, "wrong") == "911 {t}"
+    r = admin(live, database, key_file, "enable", bob.handle)
+    assert r.returncode == 0 and r.stdout.strip() == f"{bob.handle} enabled", r.stderr
+    with live.client() as c:
+        c.login(bob.handle, "hunter2")
+
+
+def test_kick_ends_the_session_on_its_node(live, people, database, key_file):
+    alice, bob = people("Alice"), people("Bob")
+    alice.do(f"ADD {{t}} FL {bob.handle} Bob")
+    alice.quiet(), bob.quiet()
+    r = kick(live, database, key_file, bob.handle)
+    assert r.returncode == 0 and r.stdout.startswith(f"{bob.handle}: signed out on node "), r.stderr
+    bob.c.expect("OUT")
+    bob.c.expect_closed()
+    assert alice.quiet() == [f"FLN {bob.handle}"]
+    r = kick(live, database, key_file, bob.handle)
+    assert r.returncode == 1 and r.stderr.strip() == f"msnp6-admin: {bob.handle}: not online"
+    with live.client() as c:  # a kick is no ban
+        c.login(bob.handle, "hunter2")
+
+
+def kick(live, database, key_file, handle: str):
+    return run_admin(["session", "kick", handle, "--admin-url", f"http://127.0.0.1:{live.ports['admin']}",
+                      "--admin-token-file", str(live.admin_token_file)], database.url, key_file)
+
+
+def who(live, database, key_file) -> dict[str, list[str]]:
+    r = run_admin(["who", "--admin-url", f"http://127.0.0.1:{live.ports['admin']}",
+                   "--admin-token-file", str(live.admin_token_file)], database.url, key_file)
+    assert r.returncode == 0, r.stderr
+    return {line.split("\t")[0]: line.split("\t")[1:] for line in r.stdout.splitlines()}
+
+
+def test_who_shows_every_nodes_sessions(live, people, database, key_file):
+    alice, bob = people("Alice"), people("Bob")
+    t, lines = bob.do(f"CVR {{t}} 0x0409 winnt 5.1 i386 MSNMSGR 4.7.2009 MSMSGS {bob.handle}")
+    assert lines[0].startswith(f"CVR {t} 4.7.2009 ")
+    bob.chg("AWY")
+    sessions = who(live, database, key_file)
+    rows = {p.handle: sessions[p.handle] for p in (alice, bob)}
+    for p in (alice, bob):
+        host, port = p.c.sock.getsockname()
+        node, dialect, version, address, since, status = rows[p.handle]
+        assert (dialect, address) == ("MSNP6", f"{host}:{port}")
+        assert since.endswith("+00:00")
+    assert rows[alice.handle][2] == "-" and rows[bob.handle][2] == "4.7.2009"
+    assert rows[alice.handle][5] == "NLN" and rows[bob.handle][5] == "AWY"
+    nodes = {rows[alice.handle][0], rows[bob.handle][0]}
+    assert nodes == ({"a", "b"} if isinstance(live, TwoNodeServer | ClusterServer) else {"n1"})
+    bob.c.close()
+    deadline = time.monotonic() + 10
+    while bob.handle in (now := who(live, database, key_file)) and time.monotonic() < deadline:
+        pass  # the server has yet to see the close
+    assert alice.handle in now and bob.handle not in now

@@ -21,7 +21,8 @@ SAMPLES = [
     ev.PresenceChanged(ALICE, "NLN", "Alice A."), ev.ReverseListChanged(BOB, "Bob", True, 3),
     ev.ContactPhoneChanged(BOB, "PHH", None, 4), ev.ContactDeleted(BOB, 5), ev.NameChanged("Ünïcode"),
     ev.Ring(12345678, "127.0.0.1:1865", "1.2.3", BOB, "Bob"), ev.SignedInElsewhere("a.7"),
-    ev.AccountChanged("mobile_enabled", True, 9), ev.AccountDeleted(), ev.MailArrived(2, "B", "b@x", "hi"),
+    ev.AccountChanged("mobile_enabled", True, 9), ev.AccountDeleted(), ev.AccountDisabled(), ev.SessionKicked(),
+    ev.MailArrived(2, "B", "b@x", "hi"),
     ev.PageArrived(BOB, 7, "call me"),
 ]
 

@@ -16,6 +16,7 @@ from ..framing import OutputFlusher
 from ..keyring import KeyringRefresh
 from ..services import AccountService, ListService, Services
 from .chats import ChatRegistry
+from .last_login import LastLogins
 from .limits import Limits
 from .node import LocalNode
 from .ratelimit import Refusals
@@ -71,6 +72,8 @@ class Realm:
         self.directory: Directory = directory if directory is not None else MemoryDirectory()
         self.node = LocalNode(node_name, self.bus)
         self.services = Services(ListService(store, self.bus, config), AccountService(store, self.bus, self.key))
+        #: Each login's time, written to SQL in batches (a service: flushed at shutdown too).
+        self.last_logins = LastLogins(store, clock)
         self.output: OutputFlusher = OutputFlusher(clock)
         self.tickets = TicketBook(clock)
         #: XFR SB's cookies: this node's book in one process, Redis in a cluster (any node redeems).

@@ -16,6 +16,10 @@ class Directory(Protocol):
     def get_many(self, handles: Iterable[str]) -> "Deferred[dict[str, PresenceRecord]]":
         """The online ones among ``handles``."""
 
+    def list_all(self) -> "Deferred[list[PresenceRecord]]":
+        """Every online session, by handle (``msnp6-admin who``: an operator's look, not a
+        protocol path)."""
+
     def put(self, record: PresenceRecord) -> None:
         """Record (or replace) the session of ``record.handle``."""
 

@@ -19,6 +19,9 @@ class MemoryDirectory:
         records = self._records
         return succeed({h: r for h in handles if (r := records.get(h)) is not None})
 
+    def list_all(self) -> "Deferred[list[PresenceRecord]]":
+        return succeed(sorted(self._records.values(), key=lambda r: r.handle))
+
     def put(self, record: PresenceRecord) -> None:
         self._records[record.handle] = record
 

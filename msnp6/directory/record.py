@@ -34,6 +34,10 @@ class PresenceRecord:
     #: When the session logged in (seconds since the epoch, its node's clock): after a Redis
     #: outage, of two sessions of one account the later one stays.
     since: float = 0.0
+    #: The client's own version from its CVR (None until it sends one), and where it connects
+    #: from (ip:port): what ``msnp6-admin who`` shows.
+    client_version: str | None = None
+    address: str = ""
 
     @property
     def visible(self) -> bool:

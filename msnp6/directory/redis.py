@@ -31,6 +31,9 @@ log = Logger()
 
 T = TypeVar("T")
 
+#: Records per HSCAN round trip in ``list_all``.
+SCAN_BATCH = 500
+
 # A stored record that does not decode leaves its node set alone (pcall) rather than failing the write.
 _NODE_OF = """
 local function node_of(text)
@@ -174,6 +177,33 @@ class RedisDirectory(service.Service):
 
         d = self._guard(self.redis.hmget(self._hash, wanted))
         return d.addCallback(decode).addErrback(self._unavailable)
+
+    def list_all(self) -> "Deferred[list[PresenceRecord]]":
+        """HSCAN in batches of ``SCAN_BATCH``, not one HGETALL: a large hash does not block
+        Redis for one long reply. A record written or removed meanwhile may be missed or seen
+        (HSCAN's guarantee: every record present throughout is returned, possibly twice, so the
+        result is keyed by handle). A record that does not decode is left out."""
+        found: dict[str, PresenceRecord] = {}
+        done: Deferred[list[PresenceRecord]] = Deferred()
+
+        def batch(reply: list[Any]) -> None:
+            cursor, flat = reply
+            for handle, text in zip(flat[::2], flat[1::2], strict=True):
+                try:
+                    found[handle] = from_json(text)
+                except (ValueError, TypeError):
+                    log.warn("Presence directory: the record of {handle!r} does not decode", handle=handle)
+            if int(cursor) == 0:
+                done.callback(sorted(found.values(), key=lambda r: r.handle))
+            else:
+                scan(int(cursor))
+
+        def scan(cursor: int) -> None:
+            d = self._guard(self.redis.hscan(self._hash, cursor, count=SCAN_BATCH))
+            d.addCallback(batch).addErrback(self._unavailable).addErrback(done.errback)
+
+        scan(0)
+        return done
 
     def count(self) -> int:
         return self._count

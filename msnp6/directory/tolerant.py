@@ -42,6 +42,10 @@ class TolerantDirectory:
             return succeed(self._unreadable(Failure(DirectoryUnavailable("the bus is not connected")), {}))
         return self.inner.get_many(handles).addCallbacks(self._read, self._unreadable, errbackArgs=({},))
 
+    def list_all(self) -> "Deferred[list[PresenceRecord]]":
+        # An operator asked: a Redis outage is an error to show, not an empty list.
+        return self.inner.list_all()
+
     def put(self, record: PresenceRecord) -> None:
         self.inner.put(record)
 

@@ -115,7 +115,7 @@ def _ring(conn: "NotificationProtocol", e: ev.Ring) -> None:
 
 def _signed_in_elsewhere(conn: "NotificationProtocol", e: ev.SignedInElsewhere) -> None:
     if e.session != conn.session_id:
-        conn.sign_out("OTH")
+        conn.sign_out("OTH", "other_login")
 
 
 def _account_changed(conn: "NotificationProtocol", e: ev.AccountChanged) -> None:
@@ -135,7 +135,17 @@ def _account_changed(conn: "NotificationProtocol", e: ev.AccountChanged) -> None
 
 
 def _account_deleted(conn: "NotificationProtocol", e: ev.AccountDeleted) -> None:
-    conn.sign_out(None)
+    conn.sign_out(None, "deleted")
+
+
+def _account_disabled(conn: "NotificationProtocol", e: ev.AccountDisabled) -> None:
+    # A plain OUT: OTH would tell the user they signed in elsewhere, SSD would make the client
+    # reconnect (notification.md 4.27).
+    conn.sign_out(None, "disabled")
+
+
+def _kicked(conn: "NotificationProtocol", e: ev.SessionKicked) -> None:
+    conn.sign_out(None, "kicked")
 
 
 def _mail(conn: "NotificationProtocol", e: ev.MailArrived) -> None:
@@ -167,6 +177,8 @@ _HANDLERS: dict[type[Any], Callable[[Any, Any], None]] = {
     ev.SignedInElsewhere: _signed_in_elsewhere,
     ev.AccountChanged: _account_changed,
     ev.AccountDeleted: _account_deleted,
+    ev.AccountDisabled: _account_disabled,
+    ev.SessionKicked: _kicked,
     ev.MailArrived: _mail,
     ev.PageArrived: _page,
 }

@@ -9,6 +9,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .. import audit
 from ..auth import SealedWithOtherKey, md5_login_ok, new_salt, sealed_key_id
 from ..core.windows import ACCOUNT, LoginCheck
 from ..negotiation import login_handle, require_version
@@ -36,7 +37,9 @@ def handle_usr(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     stage = command.arg(1)
     if conn.realm.draining:
         assert conn.dialect is not None
-        raise ProtocolError(conn.dialect.shutting_down_error, close=True)
+        code = conn.dialect.shutting_down_error
+        audit.login_failed(conn.login_handle or _tried(command), conn.peer, code, "shutting_down")
+        raise ProtocolError(code, close=True)
     if stage == "I":
         if conn.login_handle is not None:
             raise ProtocolError(ErrorCode.NOT_EXPECTED, close=True)
@@ -49,8 +52,17 @@ def handle_usr(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     raise Disconnect(f"USR MD5 {stage!r}")
 
 
+def _tried(command: Command) -> str:
+    """The handle a USR I named, as the client sent it (for the audit: escaped there)."""
+    return command.args[2] if len(command.args) > 2 else ""
+
+
 def _usr_initial(conn: "NotificationProtocol", command: Command) -> None:
-    handle = login_handle(command)
+    try:
+        handle = login_handle(command)
+    except ProtocolError as e:
+        audit.login_failed(_tried(command), conn.peer, e.code, "invalid_handle")
+        raise
     conn.login_handle = handle
     # A fresh salt for every attempt, known account or not: nothing tells them apart. It does not
     # depend on the account, so it goes out at once; USR S waits for the lookup instead.
@@ -95,7 +107,9 @@ def _store_failed(conn: "NotificationProtocol", failure: Failure, handle: str) -
 
 def _unavailable(conn: "NotificationProtocol") -> ProtocolError:
     assert conn.dialect is not None
-    return ProtocolError(conn.dialect.store_unavailable_error, close=True)
+    code = conn.dialect.store_unavailable_error
+    audit.login_failed(conn.login_handle or "", conn.peer, code, "store_unavailable")
+    return ProtocolError(code, close=True)
 
 
 def _usr_response(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
@@ -119,12 +133,17 @@ def _usr_response(conn: "NotificationProtocol", command: Command) -> "Deferred[N
         # crowd behind one NAT logging in at once after a restart is not locked out.
         over = check.blocked(handle, address)
         if over is not None:
-            _refuse(conn, over, handle if over == ACCOUNT else address)
-        if account is None or not _password_ok(conn, account, answer):
+            _refuse(conn, handle, over, handle if over == ACCOUNT else address)
+        # A disabled account gets the answer a wrong password gets, counted the same way, and
+        # its password is checked all the same: nothing tells a stranger it exists or is banned
+        # (MSNP6 clients have no handler for the codes that would say so; errors.md).
+        failure = _why_refused(conn, account, answer)
+        if failure is not None:
             realm.windows.login_failed(handle, address)
             realm.count("login_failed")
-            log.info("login failed for {handle} from {peer}", handle=handle, peer=conn.peer)
+            audit.login_failed(handle, conn.peer, ErrorCode.AUTHENTICATION_FAILED, failure)
             raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
+        assert account is not None
         return _complete_login(conn, command, account)
 
     if isinstance(check, Deferred):
@@ -133,11 +152,23 @@ def _usr_response(conn: "NotificationProtocol", command: Command) -> "Deferred[N
     return lookup.addCallback(verify, check)
 
 
-def _refuse(conn: "NotificationProtocol", limit: str, offender: str) -> NoReturn:
+def _refuse(conn: "NotificationProtocol", handle: str, limit: str, offender: str) -> NoReturn:
     """Too many login attempts for the account or from the address: 911 and close, unchecked."""
     conn.realm.limited(limit, offender)
     conn.realm.count("login_failed")
+    audit.login_failed(handle, conn.peer, ErrorCode.AUTHENTICATION_FAILED,
+                       "locked_out" if limit == ACCOUNT else "rate_limited")
     raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
+
+
+def _why_refused(conn: "NotificationProtocol", account: AccountRecord | None, answer: str) -> str | None:
+    """The audit's reason to refuse this login, or None to let it in."""
+    if account is None:
+        return "unknown_account"
+    password_ok = _password_ok(conn, account, answer)
+    if account.disabled:
+        return "disabled"
+    return None if password_ok else "bad_password"
 
 
 def _password_ok(conn: "NotificationProtocol", account: AccountRecord, answer: str) -> bool:
@@ -165,8 +196,13 @@ def _complete_login(conn: "NotificationProtocol", command: Command, account: Acc
     def loaded(snapshot: SyncSnapshot | None) -> None:
         if conn.closing:
             return  # hung up while the lists loaded: on_connection_lost unregistered it
-        if snapshot is None:
-            raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)  # deleted meanwhile
+        # Deleted or disabled meanwhile: the snapshot reads the account again after the session
+        # registered, so a disable is either seen here or its event reaches the session.
+        if snapshot is None or snapshot.account.disabled:
+            audit.login_failed(account.handle, conn.peer, ErrorCode.AUTHENTICATION_FAILED,
+                               "unknown_account" if snapshot is None else "disabled")
+            conn.unregister()
+            raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, close=True)
         state = SessionState.from_snapshot(snapshot)
         conn.mspauth = secrets.token_hex(16) + "$$"
         conn.login_time = int(realm.clock.seconds())
@@ -181,6 +217,8 @@ def _complete_login(conn: "NotificationProtocol", command: Command, account: Acc
         send_initial_mail(conn, state)
         conn.logged_in(account.id, state)
         realm.count("login_ok")
+        realm.last_logins.note(account.id)
+        audit.login_ok(state.handle, conn.peer, realm.node.name, conn.dialect.name)
 
     def failed(failure: Failure) -> Failure:
         conn.unregister()

@@ -5,6 +5,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 
+from .. import audit
 from ..directory.record import PresenceRecord
 from ..events import Event, SignedInElsewhere
 from ..framing import Handler, MsnpConnection
@@ -67,6 +68,11 @@ class NotificationProtocol(MsnpConnection):
         self.challenges = challenges.ChallengeState(self)
         #: The last FND results: SDC may name a hit by its index.
         self.directory_hits: list[Hit] = []
+        #: The client's version from its CVR (shown by ``msnp6-admin who``).
+        self.client_version: str | None = None
+        #: Why the session is ending, once the server or the client said (the audit's logout
+        #: reason; a connection lost without it is a hangup).
+        self.ending: str | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -138,7 +144,8 @@ class NotificationProtocol(MsnpConnection):
             allow=_frozen(s.lists["AL"]), block=_frozen(s.lists["BL"]),
             phone_home=s.phones["PHH"], phone_work=s.phones["PHW"], phone_mobile=s.phones["PHM"],
             mobile_allowed=s.mobile_allowed,
-            email_enabled=s.email_enabled, since=self.since,
+            email_enabled=s.email_enabled, since=self.since, client_version=self.client_version,
+            address=self.peer,
         )
 
     def publish_record(self) -> None:
@@ -160,9 +167,11 @@ class NotificationProtocol(MsnpConnection):
         if self.transport is not None:
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
-    def sign_out(self, reason: str | None) -> None:
+    def sign_out(self, reason: str | None, why: str | None = None) -> None:
         """Server-initiated end: ``OUT OTH`` (logged in elsewhere), ``OUT SSD`` (shutdown), or a
-        bare ``OUT`` (the account was deleted)."""
+        bare ``OUT`` (the account was deleted or disabled, or an operator kicked the session).
+        ``why``: the audit's logout reason (by default read from ``reason``)."""
+        self.ending = why or _ENDINGS.get(reason or "", "deleted")
         presence.go_offline(self)
         self.unregister()
         if reason:
@@ -177,6 +186,12 @@ class NotificationProtocol(MsnpConnection):
             self._stream.stop()
         presence.go_offline(self)
         self.unregister()
+        if self.state is not None:
+            audit.logout(self.state.handle, self.peer, self.realm.node.name, self.ending or "hangup")
+
+
+#: The audit's logout reason for each OUT reason the server sends.
+_ENDINGS = {"OTH": "other_login", "SSD": "shutdown"}
 
 
 LOGIN_STAGE: dict[str, Handler] = {

@@ -6,13 +6,21 @@ from twisted.internet.defer import Deferred
 
 from ..auth import CredentialKeyring
 from ..bus.interface import Bus
-from ..events import AccountChanged, AccountDeleted, ContactDeleted, MailArrived
+from ..events import AccountChanged, AccountDeleted, AccountDisabled, ContactDeleted, MailArrived
 from ..store.interface import StoreAPI
 from ..store.records import AccountRecord
+
+#: The longest disable reason kept (``msnp6-admin user show`` prints it).
+MAX_REASON = 200
 
 
 class NoSuchAccount(LookupError):
     pass
+
+
+def valid_reason(text: str) -> bool:
+    """A disable reason: at most ``MAX_REASON`` printable characters (one line in the output)."""
+    return len(text) <= MAX_REASON and text.isprintable()
 
 
 def _found(handle: str, found: object) -> None:
@@ -60,6 +68,20 @@ class AccountService:
             self.bus.publish([handle], event)
 
         return d.addCallback(changed)
+
+    def disable(self, handle: str, reason: str = "") -> "Deferred[None]":
+        """Refuse the account's logins from now on (911, like a wrong password) and end its
+        sessions on every node (a bare OUT; their watchers see FLN)."""
+
+        def disabled(found: bool) -> None:
+            _found(handle, found)
+            self.bus.publish([handle], AccountDisabled())
+
+        return self.store.set_disabled(handle, True, reason or None).addCallback(disabled)
+
+    def enable(self, handle: str) -> "Deferred[None]":
+        # Nobody can be online as a disabled account: no session to tell, no event.
+        return self.store.set_disabled(handle, False).addCallback(lambda found: _found(handle, found))
 
     def delete(self, handle: str) -> "Deferred[None]":
         """The account's sessions end (their watchers see FLN), then it leaves every list it was

@@ -33,6 +33,21 @@ class AccountRecord:
     inbox_unread: int
     folders_unread: int
     credential: bytes = attrs.field(repr=False)
+    #: An operator disabled (banned) the account: its logins are refused.
+    disabled: bool = False
+
+
+@attrs.frozen(slots=True)
+class AccountDetails:
+    """What ``msnp6-admin user show`` prints: the account, its moderation state and list sizes."""
+
+    account: AccountRecord
+    created_at: datetime
+    disabled_at: datetime | None
+    disabled_reason: str | None
+    last_login_at: datetime | None
+    #: FL/AL/BL/RL -> number of entries.
+    list_sizes: dict[str, int]
 
 
 @attrs.frozen(slots=True)

@@ -29,7 +29,7 @@ from ..wire.directory import Hit, Search
 from ..wire.errors import ErrorCode
 from .engine import bound_statements, is_sqlite
 from .models import accounts, directory_entries, invitations, list_entries
-from .records import LISTS, AccountRecord, ContactInfo, InvitationRecord, ListEntryRecord, SyncSnapshot
+from .records import LISTS, AccountDetails, AccountRecord, ContactInfo, InvitationRecord, ListEntryRecord, SyncSnapshot
 
 T = TypeVar("T")
 
@@ -92,6 +92,7 @@ def _account(row: Row[Any]) -> AccountRecord:
         inbox_unread=int(m["inbox_unread"]),
         folders_unread=int(m["folders_unread"]),
         credential=bytes(m["credential"]),
+        disabled=m["disabled_at"] is not None,
     )
 
 
@@ -177,6 +178,32 @@ class StoreCore:
                 .returning(accounts.c.list_version)
             ).first()
         return int(row[0]) if row is not None else None
+
+    def set_disabled(self, handle: str, disabled: bool, reason: str | None = None) -> bool:
+        """Disable the account (when and why are kept) or enable it again; False: no such account."""
+        return self._update_account(handle, disabled_at=_now() if disabled else None,
+                                    disabled_reason=reason if disabled else None)
+
+    def note_logins(self, account_ids: list[int], when: datetime) -> None:
+        """Set the last login of many accounts at once (the logins of the last few seconds)."""
+        ids = sorted(set(account_ids))
+        with self.transaction() as conn:
+            for start in range(0, len(ids), _IDS_PER_STATEMENT):
+                conn.execute(_NOTE_LOGINS, {"ids": ids[start:start + _IDS_PER_STATEMENT], "when": when})
+
+    def account_details(self, handle: str) -> AccountDetails | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(_ACCOUNT_BY_HANDLE, {"handle": handle}).first()
+            if row is None:
+                return None
+            sizes = dict.fromkeys(LISTS, 0)
+            for name, n in conn.execute(
+                    select(list_entries.c.list, func.count()).where(list_entries.c.owner_id == row.id)
+                    .group_by(list_entries.c.list)):
+                sizes[name] = int(n)
+        m = row._mapping
+        return AccountDetails(_account(row), m["created_at"], m["disabled_at"], m["disabled_reason"],
+                              m["last_login_at"], sizes)
 
     def add_unread_mail(self, handle: str) -> int | None:
         """One more unread message in the inbox; the new count (None: no such account)."""
@@ -416,6 +443,10 @@ _LISTS_OF = (
     .where(list_entries.c.owner_id == bindparam("owner"))
     .order_by(list_entries.c.id)
 )
+_NOTE_LOGINS = (update(accounts).where(accounts.c.id.in_(bindparam("ids", expanding=True)))
+                .values(last_login_at=bindparam("when")))
+#: Below every database's bound on parameters in one statement (SQLite's used to be 999).
+_IDS_PER_STATEMENT = 500
 _ACCOUNTS_BY_HANDLES = select(accounts).where(accounts.c.handle.in_(bindparam("handles", expanding=True)))
 _VIEWER_MARKS = select(list_entries.c.owner_id, list_entries.c.list).where(
     list_entries.c.owner_id.in_(bindparam("owners", expanding=True)),
@@ -630,6 +661,9 @@ class Store:
     def add_unread_mail(self, handle: str) -> "Deferred[int | None]":
         return self.run(self.core.add_unread_mail, handle)
 
+    def note_logins(self, account_ids: list[int], when: datetime) -> "Deferred[None]":
+        return self.run(self.core.note_logins, account_ids, when)
+
     def set_property(self, owner_id: int, key: str, value: str | None, watchers: list[str]) -> "Deferred[tuple[int, dict[str, int]]]":
         return self.run(self.core.set_property, owner_id, key, value, watchers)
 
@@ -650,6 +684,12 @@ class Store:
 
     def set_mobile_enabled(self, handle: str, enabled: bool) -> "Deferred[int | None]":
         return self.run(self.core.set_mobile_enabled, handle, enabled)
+
+    def set_disabled(self, handle: str, disabled: bool, reason: str | None = None) -> "Deferred[bool]":
+        return self.run(self.core.set_disabled, handle, disabled, reason)
+
+    def account_details(self, handle: str) -> "Deferred[AccountDetails | None]":
+        return self.run(self.core.account_details, handle)
 
     def delete_account(self, handle: str) -> "Deferred[dict[str, int] | None]":
         return self.run(self.core.delete_account, handle)
