@@ -236,16 +236,8 @@ def open_store(options: Options, reactor: Any) -> tuple[Store, CredentialKeyring
     why not."""
     try:
         engine = open_database(options["db"])
-    except SchemaNotAtHead as e:
-        raise CannotStart(str(e)) from None
-    except Exception as e:
-        reason = database_reason(e, options["db"])
-        if reason is None:
-            raise
-        raise reason from None
-    try:
         key = key_for(engine, Path(options["key-file"]))
-    except CredentialKeyError as e:
+    except (SchemaNotAtHead, CredentialKeyError) as e:
         raise CannotStart(str(e)) from None
     except Exception as e:
         reason = database_reason(e, options["db"])

@@ -333,6 +333,12 @@ class ServerProcess:
     def output(self) -> str:
         return self.out_file.read_text() if self.out_file.exists() else ""
 
+    def json_records(self) -> list[dict[str, Any]]:
+        """The JSON log records (``--log-format json``) written so far: complete lines only,
+        since the server may be halfway through writing the last one."""
+        text = self.output()
+        return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines() if line.startswith("{")]
+
     def client(self, service: str = "ns") -> MsnpClient:
         return MsnpClient("127.0.0.1", self.ports[service])
 

@@ -28,8 +28,7 @@ def server(database, key_file, tmp_path_factory) -> Iterator[ServerProcess]:
 
 
 def audit_lines(server: ServerProcess) -> list[dict[str, Any]]:
-    events = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
-    return [e for e in events if e["namespace"] == "msnp6.audit"]
+    return [e for e in server.json_records() if e["namespace"] == "msnp6.audit"]
 
 
 def wait_for_audit(server: ServerProcess, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
@@ -39,6 +38,7 @@ def wait_for_audit(server: ServerProcess, match: Callable[[dict[str, Any]], bool
         found = [e for e in audit_lines(server) if match(e)]
         if found:
             return found[0]
+        time.sleep(0.02)
     raise AssertionError(f"no such audit line; have {audit_lines(server)[-10:]}")
 
 
