@@ -33,6 +33,7 @@ from .store.sealing import key_for
 from .store.store import Store
 from .switchboard import SwitchboardProtocol
 from .web import admin_site
+from .webside import web_site
 
 log = Logger()
 
@@ -47,6 +48,7 @@ ENV_DEFAULTS = {
     "public-host": ("MSNP6_PUBLIC_HOST", "127.0.0.1"),
     "web-base-url": ("MSNP6_WEB_BASE_URL", ""),
     "admin": ("MSNP6_ADMIN", ""),
+    "web": ("MSNP6_WEB", ""),
     "log-format": ("MSNP6_LOG_FORMAT", "text"),
     "bus": ("MSNP6_BUS", "memory:"),
     "node": ("MSNP6_NODE", ""),
@@ -72,6 +74,9 @@ class Options(usage.Options):
          "Base of web links handed out (URL, CVR) [default: $MSNP6_WEB_BASE_URL, else http://PUBLIC-HOST/]"],
         ["admin", None, None,
          "Admin HTTP endpoint (strports) serving /healthz, /readyz, /metrics [default: $MSNP6_ADMIN, else off]"],
+        ["web", None, None,
+         "Web side endpoint (strports): md5auth.srf sign-in and the pages URL replies point at "
+         "[default: $MSNP6_WEB, else off]"],
         ["admin-token-file", None, None,
          "The admin port's token, required by its POST endpoints; made if missing [default: the token "
          "in $MSNP6_ADMIN_TOKEN, else the file $MSNP6_ADMIN_TOKEN_FILE, else admin-token next to the key file]"],
@@ -204,6 +209,8 @@ class ListenerService(service.Service):
     def _listening(self, port: IListeningPort) -> IListeningPort:
         self._port = port
         self._realm.ports[self.name] = port.getHost().port  # type: ignore[attr-defined]
+        if self.name == "web":  # URL replies point here when no --web-base-url is set
+            self._realm.config.web_port = self._realm.ports[self.name]
         log.info("msnp6 {name} listening on {host}", name=self.name, host=port.getHost())
         return port
 
@@ -315,6 +322,9 @@ def service_tree(options: Options, store: Store, nodes: list[tuple[Realm, dict[s
         store.observe = metrics.observe_store
         site = admin_site(realm, metrics, reactor, token, listening=lambda: startup.ready)
         ListenerService("admin", options["admin"], site, realm, reactor, startup).setServiceParent(top)
+    if options["web"]:
+        realm = nodes[0][0]
+        ListenerService("web", options["web"], web_site(realm), realm, reactor, startup).setServiceParent(top)
     protocols = {"ds": DispatchProtocol, "ns": NotificationProtocol, "sb": SwitchboardProtocol}
     for realm, listeners in nodes:
         clients = ClientsService(realm, reactor, shutdown)
@@ -348,7 +358,7 @@ def makeService(options: Options) -> service.MultiService:
     # twistd's logger starts only after this returns: every fault here is reported by refusing().
     with refusing(options["log-format"]):
         listeners = {name: options[name] for name in DEFAULT_PORTS if name in options["roles"]}
-        check_endpoints({**listeners, "admin": options["admin"]}, reactor)
+        check_endpoints({**listeners, "admin": options["admin"], "web": options["web"]}, reactor)
         realm, member = make_realm(options, reactor)
         top = Guarded()
         service_tree(options, realm.store, [(realm, listeners)], reactor, member).setServiceParent(top)
