@@ -288,3 +288,36 @@ def test_a_profile_post_without_the_csrf_token_changes_nothing(web_server, accou
     fields["csrf"] = csrf_of(page)
     assert request(web_server.ports["web"], "POST", "/profile", fields).status == 403
     assert fnd(user.client, surname)[0].endswith(" 0 0")
+
+
+# -- a cluster: the web side in another process than the session ---------------------------------
+
+
+def test_the_web_side_signs_in_a_session_held_by_another_process(database, key_file, tmp_path, redis_server,
+                                                                 accounts):
+    if database.backend != "postgresql":
+        pytest.skip("the cluster runs on PostgreSQL (its processes share the database)")
+    common = ["--bus", f"redis://127.0.0.1:{redis_server.port}/7", "--node-ttl", "3"]
+    web = ServerProcess(database.url, key_file, tmp_path / "web", [*common, "--roles", "ds", "--node", "web"],
+                        services=("ds",), web=True)
+    base = f"http://127.0.0.1:{web.ports['web']}/"
+    node = ServerProcess(database.url, key_file, tmp_path / "a",
+                         [*common, "--roles", "ns,sb", "--node", "a", "--web-base-url", base], services=("ns", "sb"))
+    web.start()
+    try:
+        node.start()
+        try:
+            user = online(node, accounts)
+            redirect, login_url, psid = url_reply(user)
+            assert login_url == f"{base}ppsecure/md5auth.srf?lc=1033"
+            answer = post_login(web, login_url, client_form(user, redirect, psid))
+            assert answer.status == 302, answer.body
+            page = request(web.ports["web"], "GET", answer.headers["location"], cookie=answer.cookie())
+            assert f"Signed in as {user.handle}" in page.body
+            # The session's MSPAuth is one thing; a made-up one is still refused there.
+            assert post_login(web, login_url, _forged(user, redirect, psid)).status == 403
+        finally:
+            node.stop()
+    finally:
+        web.stop()
+
