@@ -10,7 +10,7 @@ from msnp6.webside.sessions import ReplayGuard, WebSessions
 def test_a_session_ends_at_its_expiry():
     clock = Clock()
     sessions = WebSessions(clock, ttl=60)
-    session_id, session = sessions.create("a@example.com")
+    session_id, session = sessions.create("a@example.com", "t$$")
     assert sessions.get(session_id) is session and len(session.csrf) >= 32
     assert sessions.get("not-" + session_id) is None and sessions.get(None) is None
     clock.advance(59)
@@ -21,7 +21,7 @@ def test_a_session_ends_at_its_expiry():
 
 def test_each_session_has_its_own_id_and_token():
     sessions = WebSessions(Clock())
-    (one, a), (two, b) = sessions.create("a@example.com"), sessions.create("a@example.com")
+    (one, a), (two, b) = sessions.create("a@example.com", "t$$"), sessions.create("a@example.com", "t$$")
     assert one != two and a.csrf != b.csrf
 
 

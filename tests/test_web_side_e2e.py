@@ -290,6 +290,26 @@ def test_a_profile_post_without_the_csrf_token_changes_nothing(web_server, accou
     assert fnd(user.client, surname)[0].endswith(" 0 0")
 
 
+def test_the_web_session_ends_with_the_messenger_session(web_server, accounts):
+    user = online(web_server, accounts)
+    cookie, page = sign_in(web_server, user)
+    user.client.send("OUT")
+    watcher = online(web_server, accounts)
+    surname = f"Gone{secrets.token_hex(4)}"
+    fields = {"csrf": csrf_of(page), "first": "Cy", "last": surname, "country": "US", "listed": "1"}
+    # The session's record leaves the directory as the server handles OUT: wait for the page to say so.
+    wait_for(lambda: "Not signed in" in request(web_server.ports["web"], "GET", "/profile", cookie=cookie).body)
+    assert request(web_server.ports["web"], "POST", "/profile", fields, cookie=cookie).status == 403
+    assert fnd(watcher.client, surname)[0].endswith(" 0 0")
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
 # -- a cluster: the web side in another process than the session ---------------------------------
 
 

@@ -60,7 +60,8 @@ def not_offered(service: str, handle: str | None) -> bytes:
 
 def signed_out() -> bytes:
     return page("Not signed in", "<p>Open this page from Messenger (for example Tools, then Edit your "
-                "profile): the client signs you in. A web session lasts an hour.</p>")
+                "profile): the client signs you in. A web session lasts an hour, and only while Messenger "
+                "stays signed in.</p>")
 
 
 def profile(handle: str, entry: Hit | None, csrf: str, saved: bool = False) -> bytes:

@@ -18,6 +18,9 @@ SESSION_TTL = 3600.0
 @attrs.define
 class WebSession:
     handle: str
+    #: The MSPAuth of the Messenger session that signed it in: the web session lasts only while
+    #: that one does (signing out, a kick or a disable ends both).
+    mspauth: str
     #: The token every form of this session carries (CSRF).
     csrf: str
     expires: float
@@ -29,11 +32,11 @@ class WebSessions:
         self.ttl = ttl
         self._sessions: dict[str, WebSession] = {}
 
-    def create(self, handle: str) -> tuple[str, WebSession]:
+    def create(self, handle: str, mspauth: str) -> tuple[str, WebSession]:
         """A new session for ``handle``: its random id (the cookie) and its state."""
         self._prune()
         session_id = secrets.token_urlsafe(32)
-        session = WebSession(handle, secrets.token_urlsafe(32), self.clock.seconds() + self.ttl)
+        session = WebSession(handle, mspauth, secrets.token_urlsafe(32), self.clock.seconds() + self.ttl)
         self._sessions[session_id] = session
         return session_id, session
 

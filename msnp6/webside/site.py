@@ -77,8 +77,13 @@ class WebSide:
         cookie = request.getCookie(COOKIE)
         return self.sessions.get(cookie.decode("ascii", "replace") if cookie else None)
 
-    def start_session(self, request: Request, handle: str) -> None:
-        session_id, _ = self.sessions.create(handle)
+    def live(self, session: WebSession) -> "Deferred[bool]":
+        """Is the Messenger session that signed this web session in still online?"""
+        return self.realm.directory.get(session.handle).addCallback(
+            lambda record: record is not None and hmac.compare_digest(record.mspauth.encode(), session.mspauth.encode()))
+
+    def start_session(self, request: Request, handle: str, mspauth: str) -> None:
+        session_id, _ = self.sessions.create(handle, mspauth)
         secure = self.realm.config.web_base().startswith("https:")
         request.addCookie(COOKIE, session_id.encode("ascii"), path=b"/", httpOnly=True, secure=secure,
                           sameSite="lax")
@@ -160,7 +165,7 @@ class Md5Auth(Resource):
             self.side.replays.use(post.handle, post.auth, post.sl, post.creds)
             if gone:
                 return
-            self.side.start_session(request, handle)
+            self.side.start_session(request, handle, post.auth)
             audit.web_login_ok(handle, _peer(request))
             target = local_target(post.target, realm.config.web_base())
             self._finish(request, gone, 302, pages.page("Signed in", "<p>Signed in.</p>"), target)
@@ -222,13 +227,21 @@ class Profile(Resource):
         request.notifyFinish().addErrback(lambda _: gone.append(True))
         saved = _field(request, "saved") == "1"
 
+        def read(live: bool) -> "Deferred[None] | None":
+            if not live:
+                if not gone:
+                    request.write(_respond(request, 200, pages.signed_out()))
+                    request.finish()
+                return None
+            return self.side.realm.store.directory_entry(session.handle).addCallback(show)
+
         def show(entry: Hit | None) -> None:
             if not gone:
                 request.write(_respond(request, 200, pages.profile(session.handle, entry, session.csrf, saved)))
                 request.finish()
 
-        d = self.side.realm.store.directory_entry(session.handle)
-        d.addCallback(show).addErrback(self._failed, request, gone, session.handle)
+        d = self.side.live(session).addCallback(read)
+        d.addErrback(self._failed, request, gone, session.handle)
         return NOT_DONE_YET
 
     def render_POST(self, request: Request) -> Any:
@@ -249,9 +262,19 @@ class Profile(Resource):
         gone: list[bool] = []
         request.notifyFinish().addErrback(lambda _: gone.append(True))
         accounts = self.side.accounts
-        d: Deferred[Any] = (accounts.set_directory(session.handle, values["first"], values["last"], values["city"],
-                                                   values["state"], values["country"])
-                            if listed else accounts.remove_directory(session.handle))
+
+        def write(live: bool) -> "Deferred[Any] | None":
+            if not live:
+                log.info("web: a profile post for {handle}, whose Messenger session has ended, refused",
+                         handle=session.handle)
+                if not gone:
+                    request.write(_respond(request, 403, pages.signed_out()))
+                    request.finish()
+                return None
+            d: Deferred[Any] = (accounts.set_directory(session.handle, values["first"], values["last"],
+                                                       values["city"], values["state"], values["country"])
+                                if listed else accounts.remove_directory(session.handle))
+            return d.addCallback(saved)
 
         def saved(_: object) -> None:
             log.info("web: {handle} {what} their directory entry", handle=session.handle,
@@ -260,7 +283,7 @@ class Profile(Resource):
                 request.write(_respond(request, 303, pages.page("Saved", "<p>Saved.</p>"), "/profile?saved=1"))
                 request.finish()
 
-        d.addCallback(saved).addErrback(self._failed, request, gone, session.handle)
+        self.side.live(session).addCallback(write).addErrback(self._failed, request, gone, session.handle)
         return NOT_DONE_YET
 
     @staticmethod
