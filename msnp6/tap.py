@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -190,8 +190,11 @@ class ListenerService(service.Service):
     ``startup`` learns whether it bound: it stops the process if not (msnp6.startup)."""
 
     def __init__(self, name: str, description: str, factory: IProtocolFactory, realm: Realm, reactor: Any,
-                 startup: Startup, label: str | None = None) -> None:
+                 startup: Startup, label: str | None = None,
+                 bound: Callable[[int], None] | None = None) -> None:
+        """``bound``: told the port once it listens."""
         self.name: str = name
+        self._bound = bound
         self._description = description
         self._factory = factory
         self._realm = realm
@@ -209,8 +212,8 @@ class ListenerService(service.Service):
     def _listening(self, port: IListeningPort) -> IListeningPort:
         self._port = port
         self._realm.ports[self.name] = port.getHost().port  # type: ignore[attr-defined]
-        if self.name == "web":  # URL replies point here when no --web-base-url is set
-            self._realm.config.web_port = self._realm.ports[self.name]
+        if self._bound is not None:
+            self._bound(self._realm.ports[self.name])
         log.info("msnp6 {name} listening on {host}", name=self.name, host=port.getHost())
         return port
 
@@ -324,7 +327,14 @@ def service_tree(options: Options, store: Store, nodes: list[tuple[Realm, dict[s
         ListenerService("admin", options["admin"], site, realm, reactor, startup).setServiceParent(top)
     if options["web"]:
         realm = nodes[0][0]
-        ListenerService("web", options["web"], web_site(realm), realm, reactor, startup).setServiceParent(top)
+        configs = [r.config for r, _ in nodes]
+
+        def web_bound(port: int) -> None:
+            for config in configs:  # every node's URL replies point here without --web-base-url
+                config.web_port = port
+
+        ListenerService("web", options["web"], web_site(realm), realm, reactor, startup,
+                        bound=web_bound).setServiceParent(top)
     protocols = {"ds": DispatchProtocol, "ns": NotificationProtocol, "sb": SwitchboardProtocol}
     for realm, listeners in nodes:
         clients = ClientsService(realm, reactor, shutdown)

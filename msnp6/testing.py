@@ -357,8 +357,8 @@ class TwoNodeServer(ServerProcess):
     the two nodes' notification servers, so the users of a test land on different nodes."""
 
     def __init__(self, db: str | None, key_file: Path | None, workdir: Path, extra_args: Sequence[str] = (),
-                 admin: bool = False, env: dict[str, str] | None = None) -> None:
-        super().__init__(db, key_file, workdir, extra_args, admin, env)
+                 admin: bool = False, env: dict[str, str] | None = None, web: bool = False) -> None:
+        super().__init__(db, key_file, workdir, extra_args, admin, env, web=web)
         self.second = {"ns": free_port(), "sb": free_port()}
         self._turn = 0
 

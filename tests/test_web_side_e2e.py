@@ -17,7 +17,7 @@ import attrs
 import pytest
 
 from msnp6.notification.services import URL_SERVICES
-from msnp6.testing import MsnpClient, ServerProcess
+from msnp6.testing import MsnpClient, ServerProcess, TwoNodeServer
 from msnp6.webside.md5auth import local_target
 from msnp6.webside.pages import ORIGINAL
 
@@ -341,3 +341,15 @@ def test_the_web_side_signs_in_a_session_held_by_another_process(database, key_f
     finally:
         web.stop()
 
+
+def test_both_nodes_of_a_process_point_at_its_web_listener(database, key_file, tmp_path, accounts):
+    proc = TwoNodeServer(database.url, key_file, tmp_path, web=True)
+    proc.start()
+    try:
+        on_a, on_b = online(proc, accounts), online(proc, accounts)
+        for user in (on_a, on_b):
+            redirect, login_url, psid = url_reply(user)
+            assert login_url == f"http://127.0.0.1:{proc.ports['web']}/ppsecure/md5auth.srf?lc=1033"
+            assert post_login(proc, login_url, client_form(user, redirect, psid)).status == 302
+    finally:
+        proc.stop()
