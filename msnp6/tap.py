@@ -38,6 +38,8 @@ from .webside import web_site
 log = Logger()
 
 DEFAULT_PORTS = {"ds": 1863, "ns": 1864, "sb": 1865}
+#: The port a refusal names as an example for each listener (the admin port's: 8180).
+EXAMPLE_PORTS = {**DEFAULT_PORTS, "web": 8080}
 
 #: Options a container sets through the environment: option -> (variable, default). A flag on
 #: the command line wins; an empty variable means the default.
@@ -359,7 +361,7 @@ def check_endpoints(listeners: dict[str, str], reactor: Any) -> None:
             endpoints.serverFromString(reactor, with_backlog(description))
         except (ValueError, KeyError, TypeError, OSError) as e:  # OSError: ssl: without its key file
             raise CannotStart(f"--{name} {description!r} is not a listening endpoint such as "
-                              f"tcp:{DEFAULT_PORTS.get(name, 8180)}: {e}") from None
+                              f"tcp:{EXAMPLE_PORTS.get(name, 8180)}: {e}") from None
 
 
 def makeService(options: Options) -> service.MultiService:
