@@ -1,4 +1,5 @@
-"""The audit log: one structured line per login, failed login, logout, kick and operator command.
+"""The audit log: one structured line per login (web sign-ins too), failed login, logout, kick and
+operator command.
 
 Every line is logged through twisted.logger in the namespace ``msnp6.audit`` with its facts as
 named fields (``audit`` names the event), so ``--log-format json`` gives each as a JSON key and a
