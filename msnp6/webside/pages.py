@@ -59,7 +59,7 @@ def not_offered(service: str, handle: str | None) -> bytes:
 
 
 def signed_out() -> bytes:
-    return page("Not signed in", "<p>Open this page from Messenger (for example Tools, then Edit your "
+    return page("Not signed in", "<p>Open this page from Messenger's menu (the item for your "
                 "profile): the client signs you in. A web session lasts an hour, and only while Messenger "
                 "stays signed in.</p>")
 
