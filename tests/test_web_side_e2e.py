@@ -17,7 +17,7 @@ import attrs
 import pytest
 
 from msnp6.notification.services import URL_SERVICES
-from msnp6.testing import MsnpClient, ServerProcess, TwoNodeServer
+from msnp6.testing import MsnpClient, ServerProcess, TwoNodeServer, free_port
 from msnp6.webside.md5auth import local_target
 from msnp6.webside.pages import ORIGINAL
 
@@ -351,5 +351,18 @@ def test_both_nodes_of_a_process_point_at_its_web_listener(database, key_file, t
             redirect, login_url, psid = url_reply(user)
             assert login_url == f"http://127.0.0.1:{proc.ports['web']}/ppsecure/md5auth.srf?lc=1033"
             assert post_login(proc, login_url, client_form(user, redirect, psid)).status == 302
+    finally:
+        proc.stop()
+
+
+def test_the_web_listener_from_the_environment(database, key_file, tmp_path, accounts):
+    port = free_port()
+    proc = ServerProcess(database.url, key_file, tmp_path, env={"MSNP6_WEB": f"tcp:{port}:interface=127.0.0.1"})
+    proc.start()
+    try:
+        user = online(proc, accounts)
+        _, login_url, _ = url_reply(user)
+        assert login_url == f"http://127.0.0.1:{port}/ppsecure/md5auth.srf?lc=1033"
+        assert request(port, "GET", "/profile").status == 200
     finally:
         proc.stop()
