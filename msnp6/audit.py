@@ -1,4 +1,5 @@
-"""The audit log: one structured line per login, failed login, logout, kick and operator command.
+"""The audit log: one structured line per login (web sign-ins too), failed login, logout, kick and
+operator command.
 
 Every line is logged through twisted.logger in the namespace ``msnp6.audit`` with its facts as
 named fields (``audit`` names the event), so ``--log-format json`` gives each as a JSON key and a
@@ -54,3 +55,9 @@ def operator(action: str, account: str, caller: str, outcome: str, detail: str =
     given for a disable (operator text, escaped)."""
     log.info("audit: operator {action} {account} by {caller}: {outcome}", audit="operator", action=action,
              account=_safe(account), caller=caller, outcome=outcome, detail=_safe(detail))
+
+
+def web_login_ok(account: str, address: str) -> None:
+    """A browser signed in on the web side (md5auth.srf) for ``account``'s online session."""
+    log.info("audit: web login ok {account} from {address}", audit="web_login_ok", account=_safe(account),
+             address=address)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +33,13 @@ from .store.sealing import key_for
 from .store.store import Store
 from .switchboard import SwitchboardProtocol
 from .web import admin_site
+from .webside import web_site
 
 log = Logger()
 
 DEFAULT_PORTS = {"ds": 1863, "ns": 1864, "sb": 1865}
+#: The port a refusal names as an example for each listener (the admin port's: 8180).
+EXAMPLE_PORTS = {**DEFAULT_PORTS, "web": 8080}
 
 #: Options a container sets through the environment: option -> (variable, default). A flag on
 #: the command line wins; an empty variable means the default.
@@ -47,6 +50,7 @@ ENV_DEFAULTS = {
     "public-host": ("MSNP6_PUBLIC_HOST", "127.0.0.1"),
     "web-base-url": ("MSNP6_WEB_BASE_URL", ""),
     "admin": ("MSNP6_ADMIN", ""),
+    "web": ("MSNP6_WEB", ""),
     "log-format": ("MSNP6_LOG_FORMAT", "text"),
     "bus": ("MSNP6_BUS", "memory:"),
     "node": ("MSNP6_NODE", ""),
@@ -72,6 +76,9 @@ class Options(usage.Options):
          "Base of web links handed out (URL, CVR) [default: $MSNP6_WEB_BASE_URL, else http://PUBLIC-HOST/]"],
         ["admin", None, None,
          "Admin HTTP endpoint (strports) serving /healthz, /readyz, /metrics [default: $MSNP6_ADMIN, else off]"],
+        ["web", None, None,
+         "Web side endpoint (strports): md5auth.srf sign-in and the pages URL replies point at "
+         "[default: $MSNP6_WEB, else off]"],
         ["admin-token-file", None, None,
          "The admin port's token, required by its POST endpoints; made if missing [default: the token "
          "in $MSNP6_ADMIN_TOKEN, else the file $MSNP6_ADMIN_TOKEN_FILE, else admin-token next to the key file]"],
@@ -185,8 +192,11 @@ class ListenerService(service.Service):
     ``startup`` learns whether it bound: it stops the process if not (msnp6.startup)."""
 
     def __init__(self, name: str, description: str, factory: IProtocolFactory, realm: Realm, reactor: Any,
-                 startup: Startup, label: str | None = None) -> None:
+                 startup: Startup, label: str | None = None,
+                 bound: Callable[[int], None] | None = None) -> None:
+        """``bound``: told the port once it listens."""
         self.name: str = name
+        self._bound = bound
         self._description = description
         self._factory = factory
         self._realm = realm
@@ -204,6 +214,8 @@ class ListenerService(service.Service):
     def _listening(self, port: IListeningPort) -> IListeningPort:
         self._port = port
         self._realm.ports[self.name] = port.getHost().port  # type: ignore[attr-defined]
+        if self._bound is not None:
+            self._bound(self._realm.ports[self.name])
         log.info("msnp6 {name} listening on {host}", name=self.name, host=port.getHost())
         return port
 
@@ -315,6 +327,16 @@ def service_tree(options: Options, store: Store, nodes: list[tuple[Realm, dict[s
         store.observe = metrics.observe_store
         site = admin_site(realm, metrics, reactor, token, listening=lambda: startup.ready)
         ListenerService("admin", options["admin"], site, realm, reactor, startup).setServiceParent(top)
+    if options["web"]:
+        realm = nodes[0][0]
+        configs = [r.config for r, _ in nodes]
+
+        def web_bound(port: int) -> None:
+            for config in configs:  # every node's URL replies point here without --web-base-url
+                config.web_port = port
+
+        ListenerService("web", options["web"], web_site(realm), realm, reactor, startup,
+                        bound=web_bound).setServiceParent(top)
     protocols = {"ds": DispatchProtocol, "ns": NotificationProtocol, "sb": SwitchboardProtocol}
     for realm, listeners in nodes:
         clients = ClientsService(realm, reactor, shutdown)
@@ -339,7 +361,7 @@ def check_endpoints(listeners: dict[str, str], reactor: Any) -> None:
             endpoints.serverFromString(reactor, with_backlog(description))
         except (ValueError, KeyError, TypeError, OSError) as e:  # OSError: ssl: without its key file
             raise CannotStart(f"--{name} {description!r} is not a listening endpoint such as "
-                              f"tcp:{DEFAULT_PORTS.get(name, 8180)}: {e}") from None
+                              f"tcp:{EXAMPLE_PORTS.get(name, 8180)}: {e}") from None
 
 
 def makeService(options: Options) -> service.MultiService:
@@ -348,7 +370,7 @@ def makeService(options: Options) -> service.MultiService:
     # twistd's logger starts only after this returns: every fault here is reported by refusing().
     with refusing(options["log-format"]):
         listeners = {name: options[name] for name in DEFAULT_PORTS if name in options["roles"]}
-        check_endpoints({**listeners, "admin": options["admin"]}, reactor)
+        check_endpoints({**listeners, "admin": options["admin"], "web": options["web"]}, reactor)
         realm, member = make_realm(options, reactor)
         top = Guarded()
         service_tree(options, realm.store, [(realm, listeners)], reactor, member).setServiceParent(top)

@@ -264,11 +264,12 @@ class ServerProcess:
 
     def __init__(self, db: str | None, key_file: Path | None, workdir: Path, extra_args: Sequence[str] = (),
                  admin: bool = False, env: dict[str, str] | None = None,
-                 services: Sequence[str] = ("ds", "ns", "sb")) -> None:
+                 services: Sequence[str] = ("ds", "ns", "sb"), web: bool = False) -> None:
         """``db``/``key_file`` None: leave them out, so the server uses its defaults. ``admin``:
         also serve the admin HTTP port (``ports["admin"]``), with a token of its own in
         ``admin_token_file`` (``admin_token``). ``env``: added to the environment. ``services``:
-        the listeners it has (pass the matching ``--roles`` in ``extra_args``)."""
+        the listeners it has (pass the matching ``--roles`` in ``extra_args``). ``web``: also serve
+        the web side (``ports["web"]``, passed as --web)."""
         self.db = db
         self.key_file = key_file
         self.workdir = workdir
@@ -277,6 +278,8 @@ class ServerProcess:
         self.ports = {name: free_port() for name in services}
         if admin:
             self.ports["admin"] = free_port()  # command() passes it as --admin
+        if web:
+            self.ports["web"] = free_port()
         self.admin_token = secrets.token_urlsafe(24) if admin else None
         self.admin_token_file = workdir / "admin-token"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -354,8 +357,8 @@ class TwoNodeServer(ServerProcess):
     the two nodes' notification servers, so the users of a test land on different nodes."""
 
     def __init__(self, db: str | None, key_file: Path | None, workdir: Path, extra_args: Sequence[str] = (),
-                 admin: bool = False, env: dict[str, str] | None = None) -> None:
-        super().__init__(db, key_file, workdir, extra_args, admin, env)
+                 admin: bool = False, env: dict[str, str] | None = None, web: bool = False) -> None:
+        super().__init__(db, key_file, workdir, extra_args, admin, env, web=web)
         self.second = {"ns": free_port(), "sb": free_port()}
         self._turn = 0
 

@@ -150,6 +150,7 @@ def test_the_wrong_key(tmp_path, database, accounts):
     (["--roles", "xx"], {}, "--roles is a comma list of ds, ns, sb, not 'xx'"),
     (["--ds", "tcp:abc"], {}, "--ds 'tcp:abc' is not a listening endpoint such as tcp:1863: "),
     (["--ns", "ssl:1864"], {}, "--ns 'ssl:1864' is not a listening endpoint such as tcp:1864: "),
+    (["--web", "tcp:abc"], {}, "--web 'tcp:abc' is not a listening endpoint such as tcp:8080: "),
     (["--db", "not a url"], {}, "--db / $MSNP6_DB is not a database URL: "),
     (["--bogus"], {}, "option --bogus not recognized"),
     # The format from the environment, as the compose file and the systemd unit set it.

@@ -48,9 +48,17 @@ class Config:
     #: Seconds a database call may take: past it a command is answered 500 (a login 915, 601
     #: before MSNP6) and the database gives up the statement too (0: no deadline).
     store_timeout: float = 5.0
+    #: The web listener's bound port (``--web``), once it listens: without a base URL, links
+    #: point at it on the public host.
+    web_port: int | None = None
+
+    def web_base(self) -> str:
+        if self.web_base_url:
+            return self.web_base_url
+        return f"http://{self.public_host}:{self.web_port}/" if self.web_port else f"http://{self.public_host}/"
 
     def web_url(self, path: str = "") -> str:
-        base = self.web_base_url or f"http://{self.public_host}/"
+        base = self.web_base()
         return base.rstrip("/") + "/" + path.lstrip("/")
 
 

@@ -38,6 +38,11 @@ class PresenceRecord:
     #: from (ip:port): what ``msnp6-admin who`` shows.
     client_version: str | None = None
     address: str = ""
+    #: The MSPAuth ticket and LoginTime the session's profile message gave it: what the web
+    #: side's md5auth.srf checks a browser's post against, on whichever node serves it. Never
+    #: shown (``msnp6-admin who`` prints selected fields).
+    mspauth: str = ""
+    login_time: int = 0
 
     @property
     def visible(self) -> bool:

@@ -145,7 +145,7 @@ class NotificationProtocol(MsnpConnection):
             phone_home=s.phones["PHH"], phone_work=s.phones["PHW"], phone_mobile=s.phones["PHM"],
             mobile_allowed=s.mobile_allowed,
             email_enabled=s.email_enabled, since=self.since, client_version=self.client_version,
-            address=self.peer,
+            address=self.peer, mspauth=self.mspauth, login_time=self.login_time,
         )
 
     def publish_record(self) -> None:

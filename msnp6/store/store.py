@@ -239,6 +239,15 @@ class StoreCore:
             conn.execute(insert(directory_entries).values(account_id=account_id, **values))
         return True
 
+    def directory_entry(self, handle: str) -> Hit | None:
+        """The account's member-directory entry, or None if it is not listed."""
+        d = directory_entries.c
+        query = select(accounts.c.handle, d.first_name, d.last_name, d.city, d.state, d.country).join(
+            accounts, accounts.c.id == d.account_id).where(accounts.c.handle == handle)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return Hit(*row) if row is not None else None
+
     def remove_directory(self, handle: str) -> bool:
         with self.transaction() as conn:
             account_id = conn.execute(select(accounts.c.id).where(accounts.c.handle == handle)).scalar()
@@ -699,6 +708,9 @@ class Store:
 
     def remove_directory(self, handle: str) -> "Deferred[bool]":
         return self.run(self.core.remove_directory, handle)
+
+    def directory_entry(self, handle: str) -> "Deferred[Hit | None]":
+        return self.run(self.core.directory_entry, handle)
 
     def list_accounts(self) -> "Deferred[list[AccountRecord]]":
         return self.run(self.core.list_accounts)

@@ -1,0 +1,89 @@
+"""The web side's HTML: plain HTML5 that needs no script, every value escaped."""
+from __future__ import annotations
+
+from html import escape
+
+from ..notification.services import URL_SERVICES
+from ..wire.directory import Hit
+
+#: What each service the ``URL`` replies name was on the original network (PROFILE is served).
+ORIGINAL = {
+    "INBOX": "the Hotmail inbox",
+    "FOLDERS": "the Hotmail folder list",
+    "COMPOSE": "writing a Hotmail message",
+    "MESSAGE": "reading one Hotmail message",
+    "PERSON": "a member's public profile page",
+    "PASSWORD": "the Passport password change page",
+    "MOBILE": "MSN Mobile: sending messages to a phone",
+    "CHGMOB": "MSN Mobile: the phone and pager settings",
+    "N2PACCOUNT": "the Net2Phone account for calls from the PC to a telephone",
+    "N2PFUND": "adding funds to the Net2Phone account",
+    "ADDRBOOK": "the Hotmail address book",
+    "ADVSEARCH": "the advanced member-directory search",
+    "INTSEARCH": "the member search by interests",
+}
+
+#: The directory entry's fields: form name, label, longest value (state and country are codes).
+FIELDS = (("first", "First name", 64), ("last", "Last name", 64), ("city", "City", 64),
+          ("state", "State (US, two letters)", 8), ("country", "Country (two letters, e.g. US)", 8))
+
+
+def e(text: str) -> str:
+    return escape(text, quote=True)
+
+
+def page(title: str, body: str) -> bytes:
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<title>{e(title)}</title>\n</head>\n<body>\n<h1>{e(title)}</h1>\n{body}\n"
+        "<p><a href=\"/\">Home</a></p>\n</body>\n</html>\n"
+    ).encode()
+
+
+def error(title: str, text: str) -> bytes:
+    return page(title, f"<p>{e(text)}</p>")
+
+
+def index(handle: str | None) -> bytes:
+    who = f"<p>Signed in as {e(handle)}.</p>" if handle else (
+        "<p>Not signed in. Messenger signs you in when you open one of its menu items.</p>")
+    return page("Messenger services", who + "\n<ul>\n<li><a href=\"/profile\">Your member-directory entry</a></li>\n"
+                "</ul>")
+
+
+def not_offered(service: str, handle: str | None) -> bytes:
+    who = f"<p>Signed in as {e(handle)}.</p>\n" if handle else ""
+    return page(f"{service}: not offered here", who + (
+        f"<p>On the original network this menu item opened {e(ORIGINAL[service])}. "
+        "This network does not offer it yet.</p>"))
+
+
+def signed_out() -> bytes:
+    return page("Not signed in", "<p>Open this page from Messenger's menu (the item for your "
+                "profile): the client signs you in. A web session lasts an hour, and only while Messenger "
+                "stays signed in.</p>")
+
+
+def profile(handle: str, entry: Hit | None, csrf: str, saved: bool = False) -> bytes:
+    values = dict(zip(("first", "last", "city", "state", "country"),
+                      (entry.first_name, entry.last_name, entry.city, entry.state, entry.country)
+                      if entry else ("",) * 5, strict=True))
+    rows = "\n".join(
+        f"<p><label for=\"{name}\">{e(label)}</label><br>"
+        f"<input id=\"{name}\" name=\"{name}\" maxlength=\"{size}\" value=\"{e(values[name])}\"></p>"
+        for name, label, size in FIELDS)
+    checked = " checked" if entry else ""
+    note = "<p><strong>Saved.</strong></p>\n" if saved else ""
+    return page("Your member-directory entry", (
+        f"<p>Signed in as {e(handle)}. Listed members can be found by name with Messenger's "
+        "Find a Contact (the member directory); your e-mail address is never shown there.</p>\n"
+        f"{note}<form method=\"post\" action=\"/profile\">\n"
+        f"<input type=\"hidden\" name=\"csrf\" value=\"{e(csrf)}\">\n{rows}\n"
+        f"<p><input type=\"checkbox\" id=\"listed\" name=\"listed\" value=\"1\"{checked}>"
+        "<label for=\"listed\">List me in the member directory</label></p>\n"
+        "<p><input type=\"submit\" value=\"Save\"></p>\n</form>"))
+
+
+def service_paths() -> dict[str, str]:
+    """Each served path (no leading slash) -> its service name, from the URL replies' table."""
+    return {s.path.lstrip("/"): name for name, s in URL_SERVICES.items()}

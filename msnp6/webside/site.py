@@ -1,0 +1,352 @@
+"""The web listener's resource tree: ``/ppsecure/md5auth.srf`` (sign-in), ``/profile`` (the
+member-directory entry) and an honest page for every other path a ``URL`` reply names."""
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from twisted.internet.defer import Deferred, FirstError, gatherResults, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request, Site
+
+from .. import audit
+from ..auth import SealedWithOtherKey
+from ..core.windows import ACCOUNT, LoginCheck
+from ..directory.record import PresenceRecord
+from ..services.accounts import AccountService
+from ..store.faults import log_store_failure
+from ..store.records import AccountRecord
+from ..wire.directory import Hit
+from ..wire.names import is_valid_handle, normalize_handle
+from . import pages
+from .md5auth import SL_SKEW, Post, local_target, why_refused
+from .sessions import ReplayGuard, WebSession, WebSessions
+
+log = Logger()
+
+COOKIE = b"msnp6_web"
+
+#: Sent with every page: no framing, no script, forms only back to this site.
+HEADERS = {
+    b"content-type": b"text/html; charset=utf-8",
+    b"cache-control": b"no-store",
+    b"x-content-type-options": b"nosniff",
+    b"x-frame-options": b"DENY",
+    b"referrer-policy": b"same-origin",
+    b"content-security-policy": b"default-src 'none'; form-action 'self'; frame-ancestors 'none'",
+}
+
+
+def _field(request: Request, name: str) -> str:
+    values = (request.args or {}).get(name.encode("ascii"))
+    return values[0].decode("utf-8", "replace") if values else ""
+
+
+def _host(request: Request) -> str:
+    return str(getattr(request.getClientAddress(), "host", "?"))
+
+
+def _peer(request: Request) -> str:
+    address = request.getClientAddress()
+    return f"{getattr(address, 'host', '?')}:{getattr(address, 'port', '?')}"
+
+
+def _respond(request: Request, code: int, body: bytes, location: str | None = None) -> bytes:
+    request.setResponseCode(code)
+    for name, value in HEADERS.items():
+        request.setHeader(name, value)
+    if location is not None:
+        request.setHeader(b"location", location.encode("ascii"))
+    return body
+
+
+class WebSide:
+    """What every page shares: the realm, the sessions, the replay guard, the write path."""
+
+    def __init__(self, realm: Any) -> None:
+        self.realm = realm
+        self.sessions = WebSessions(realm.clock)
+        # A used post stays refused for as long as its sl could still pass the skew check.
+        self.replays = ReplayGuard(realm.clock, 2 * SL_SKEW)
+        self.accounts = AccountService(realm.store, realm.bus, realm.key)
+
+    def session(self, request: Request) -> WebSession | None:
+        cookie = request.getCookie(COOKIE)
+        return self.sessions.get(cookie.decode("ascii", "replace") if cookie else None)
+
+    def live(self, session: WebSession) -> "Deferred[bool]":
+        """Is the Messenger session that signed this web session in still online?"""
+        return self.realm.directory.get(session.handle).addCallback(
+            lambda record: record is not None and hmac.compare_digest(record.mspauth.encode(), session.mspauth.encode()))
+
+    def start_session(self, request: Request, handle: str, mspauth: str) -> None:
+        session_id, _ = self.sessions.create(handle, mspauth)
+        secure = self.realm.config.web_base().startswith("https:")
+        request.addCookie(COOKIE, session_id.encode("ascii"), path=b"/", httpOnly=True, secure=secure,
+                          sameSite="lax")
+
+
+class Index(Resource):
+    def __init__(self, side: WebSide) -> None:
+        super().__init__()
+        self.side = side
+
+    def render_GET(self, request: Request) -> bytes:
+        session = self.side.session(request)
+        return _respond(request, 200, pages.index(session.handle if session else None))
+
+
+class NotOffered(Resource):
+    """A service this network does not offer: an honest page, signed in or not."""
+
+    def __init__(self, side: WebSide, service: str) -> None:
+        super().__init__()
+        self.side = side
+        self.service = service
+
+    def render_GET(self, request: Request) -> bytes:
+        session = self.side.session(request)
+        return _respond(request, 200, pages.not_offered(self.service, session.handle if session else None))
+
+    render_POST = render_GET
+
+
+class Md5Auth(Resource):
+    """``POST /ppsecure/md5auth.srf``: the client's auto-login form (notification.md 4.16)."""
+
+    isLeaf = True
+
+    def __init__(self, side: WebSide) -> None:
+        super().__init__()
+        self.side = side
+
+    def render_GET(self, request: Request) -> bytes:
+        return _respond(request, 405, pages.error("Sign-in", "Messenger signs in here with a form post."))
+
+    def render_POST(self, request: Request) -> Any:
+        realm = self.side.realm
+        handle = normalize_handle(_field(request, "login") or _field(request, "username"))
+        post = Post(handle, _field(request, "auth"), _field(request, "sl"), _field(request, "creds"),
+                    _field(request, "rru") or _field(request, "ru"))
+        address = _host(request)
+        if not is_valid_handle(handle):
+            self._refuse(request, handle, address, "web_bad_form")
+            return self._forbidden(request)
+        check = realm.windows.login_check(handle, address)
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+        looked_up: Deferred[list[Any]] = gatherResults(
+            [realm.directory.get(handle), realm.store.get_account(handle),
+             check if isinstance(check, Deferred) else succeed(check)], consumeErrors=True)
+
+        def decide(found: list[Any]) -> None:
+            record: PresenceRecord | None = found[0]
+            account: AccountRecord | None = found[1]
+            limits: LoginCheck = found[2]
+            # As for USR: the limits are read, the post compared and a failure counted in one
+            # reactor turn, so parallel posts cannot slip past the count.
+            over = limits.blocked(handle, address)
+            if over is not None:
+                realm.limited(over, handle if over == ACCOUNT else address)
+                realm.count("login_failed")
+                audit.login_failed(handle, _peer(request), 403, "locked_out" if over == ACCOUNT else "rate_limited")
+                self._finish(request, gone, 403, self._forbidden_page())
+                return
+            reason = why_refused(post, record, account, self._password(account), realm.clock.seconds())
+            if reason is None and self.side.replays.seen(post.handle, post.auth, post.sl, post.creds):
+                reason = "web_replay"
+            if reason is not None:
+                self._refuse(request, handle, address, reason)
+                self._finish(request, gone, 403, self._forbidden_page())
+                return
+            self.side.replays.use(post.handle, post.auth, post.sl, post.creds)
+            if gone:
+                return
+            self.side.start_session(request, handle, post.auth)
+            audit.web_login_ok(handle, _peer(request))
+            target = local_target(post.target, realm.config.web_base())
+            self._finish(request, gone, 302, pages.page("Signed in", "<p>Signed in.</p>"), target)
+
+        def failed(failure: Failure) -> None:
+            if failure.check(FirstError):
+                failure = failure.value.subFailure  # type: ignore[union-attr]
+            log_store_failure(log, failure, "web sign-in of {handle}: a lookup failed", handle=handle)
+            self._finish(request, gone, 503, pages.error("Unavailable", "Please try again in a minute."))
+
+        looked_up.addCallback(decide).addErrback(failed)
+        return NOT_DONE_YET
+
+    def _password(self, account: AccountRecord | None) -> str | None:
+        if account is None:
+            return None
+        try:
+            return str(self.side.realm.key.unseal(account.handle, account.credential))
+        except (SealedWithOtherKey, InvalidTag):
+            log.error("credential of {handle} was sealed with another server key", handle=account.handle)
+            return None
+
+    def _refuse(self, request: Request, handle: str, address: str, reason: str) -> None:
+        realm = self.side.realm
+        realm.windows.login_failed(handle, address)
+        realm.count("login_failed")
+        audit.login_failed(handle, _peer(request), 403, reason)
+
+    @staticmethod
+    def _forbidden_page() -> bytes:
+        return pages.error("Sign-in refused", "This sign-in link is not valid (wrong, used or too old). "
+                           "Open the page again from Messenger.")
+
+    def _forbidden(self, request: Request) -> bytes:
+        return _respond(request, 403, self._forbidden_page())
+
+    @staticmethod
+    def _finish(request: Request, gone: list[bool], code: int, body: bytes, location: str | None = None) -> None:
+        if gone:
+            return
+        request.write(_respond(request, code, body, location))
+        request.finish()
+
+
+class Profile(Resource):
+    """``/profile``: the member-directory entry (what FND searches), through AccountService."""
+
+    isLeaf = True
+
+    def __init__(self, side: WebSide) -> None:
+        super().__init__()
+        self.side = side
+
+    def render_GET(self, request: Request) -> Any:
+        session = self.side.session(request)
+        if session is None:
+            return _respond(request, 200, pages.signed_out())
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+        saved = _field(request, "saved") == "1"
+
+        def read(live: bool) -> "Deferred[None] | None":
+            if not live:
+                if not gone:
+                    request.write(_respond(request, 200, pages.signed_out()))
+                    request.finish()
+                return None
+            return self.side.realm.store.directory_entry(session.handle).addCallback(show)
+
+        def show(entry: Hit | None) -> None:
+            if not gone:
+                request.write(_respond(request, 200, pages.profile(session.handle, entry, session.csrf, saved)))
+                request.finish()
+
+        d = self.side.live(session).addCallback(read)
+        d.addErrback(self._failed, request, gone, session.handle)
+        return NOT_DONE_YET
+
+    def render_POST(self, request: Request) -> Any:
+        session = self.side.session(request)
+        token = _field(request, "csrf")
+        if session is None or not hmac.compare_digest(token.encode(), session.csrf.encode()):
+            log.info("web: a profile post without a valid session and CSRF token from {address} refused",
+                     address=_host(request))
+            return _respond(request, 403, pages.error("Not saved", "This form is out of date or was not sent "
+                                                      "from this site. Open the page again from Messenger."))
+        values = {name: _field(request, name).strip() for name, _, _ in pages.FIELDS}
+        problem = _invalid(values)
+        listed = _field(request, "listed") == "1"
+        if listed and problem is None and not (values["first"] or values["last"]):
+            problem = "A listing needs a first or a last name (the directory is searched by them)."
+        if problem is not None:
+            return _respond(request, 400, pages.error("Not saved", problem))
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+        accounts = self.side.accounts
+
+        def write(live: bool) -> "Deferred[Any] | None":
+            if not live:
+                log.info("web: a profile post for {handle}, whose Messenger session has ended, refused",
+                         handle=session.handle)
+                if not gone:
+                    request.write(_respond(request, 403, pages.signed_out()))
+                    request.finish()
+                return None
+            d: Deferred[Any] = (accounts.set_directory(session.handle, values["first"], values["last"],
+                                                       values["city"], values["state"], values["country"])
+                                if listed else accounts.remove_directory(session.handle))
+            return d.addCallback(saved)
+
+        def saved(_: object) -> None:
+            log.info("web: {handle} {what} their directory entry", handle=session.handle,
+                     what="updated" if listed else "removed")
+            if not gone:
+                request.write(_respond(request, 303, pages.page("Saved", "<p>Saved.</p>"), "/profile?saved=1"))
+                request.finish()
+
+        self.side.live(session).addCallback(write).addErrback(self._failed, request, gone, session.handle)
+        return NOT_DONE_YET
+
+    @staticmethod
+    def _failed(failure: Failure, request: Request, gone: list[bool], handle: str) -> None:
+        log_store_failure(log, failure, "web profile of {handle}: the store failed", handle=handle)
+        if not gone:
+            request.write(_respond(request, 503, pages.error("Unavailable", "Please try again in a minute.")))
+            request.finish()
+
+
+def _invalid(values: dict[str, str]) -> str | None:
+    """Why the directory fields cannot be saved, or None."""
+    for name, label, size in pages.FIELDS:
+        value = values[name]
+        if len(value) > size or not value.isprintable():
+            return f"{label}: at most {size} printable characters."
+        if size == 8 and value and not (value.isascii() and value.isalpha()):
+            return f"{label}: letters only."
+    return None
+
+
+class WebRoot(Resource):
+    def __init__(self, side: WebSide) -> None:
+        super().__init__()
+        self.index = Index(side)
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        if path == b"":
+            return self.index
+        return super().getChild(path, request)
+
+
+class WebSite(Site):
+    # Each page view is not worth an access line in the server's log.
+    noisy = False
+
+    def log(self, request: Any) -> None:
+        pass
+
+
+def _put(root: Resource, path: str, resource: Resource) -> None:
+    """Mount ``resource`` at ``path`` (segments separated by ``/``), keeping existing children."""
+    *parents, leaf = path.strip("/").split("/")
+    node = root
+    for segment in parents:
+        child = node.children.get(segment.encode())
+        if child is None:
+            child = Resource()
+            node.putChild(segment.encode(), child)
+        node = child
+    old = node.children.get(leaf.encode())
+    if old is not None:
+        for name, grandchild in old.children.items():
+            resource.putChild(name, grandchild)
+    node.putChild(leaf.encode(), resource)
+
+
+def web_site(realm: Any) -> Site:
+    side = WebSide(realm)
+    root = WebRoot(side)
+    _put(root, "ppsecure/md5auth.srf", Md5Auth(side))
+    for path, service in pages.service_paths().items():
+        _put(root, path, Profile(side) if service == "PROFILE" else NotOffered(side, service))
+    site = WebSite(root)
+    site.displayTracebacks = False
+    return site

@@ -1,0 +1,109 @@
+"""The web side's sessions and replay guard (on a fake clock) and its pages' HTML (the sign-in itself:
+test_web_side_e2e.py)."""
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+from twisted.internet.task import Clock
+
+from msnp6.webside import pages
+from msnp6.webside.sessions import ReplayGuard, WebSessions
+from msnp6.wire.directory import Hit
+
+
+def test_a_session_ends_at_its_expiry():
+    clock = Clock()
+    sessions = WebSessions(clock, ttl=60)
+    session_id, session = sessions.create("a@example.com", "t$$")
+    assert sessions.get(session_id) is session and len(session.csrf) >= 32
+    assert sessions.get("not-" + session_id) is None and sessions.get(None) is None
+    clock.advance(59)
+    assert sessions.get(session_id) is session
+    clock.advance(1)
+    assert sessions.get(session_id) is None
+
+
+def test_each_session_has_its_own_id_and_token():
+    sessions = WebSessions(Clock())
+    (one, a), (two, b) = sessions.create("a@example.com", "t$$"), sessions.create("a@example.com", "t$$")
+    assert one != two and a.csrf != b.csrf
+
+
+def test_a_used_post_is_remembered_while_it_could_pass():
+    clock = Clock()
+    guard = ReplayGuard(clock, keep=1200)
+    guard.use("a@example.com", "auth", "5", "creds")
+    assert guard.seen("a@example.com", "auth", "5", "creds")
+    assert not guard.seen("a@example.com", "auth", "6", "creds")
+    clock.advance(1200)
+    guard.use("b@example.com", "auth", "5", "creds")  # prunes what expired
+    assert not guard.seen("a@example.com", "auth", "5", "creds")
+
+
+# -- the pages' HTML -----------------------------------------------------------------------------
+
+#: HTML5's void elements: no end tag.
+VOID = {"meta", "input", "br", "link", "img", "hr"}
+
+
+class Structure(HTMLParser):
+    """Checks what a validator would for these simple pages: nesting, unique ids, labels that
+    point at a field, a doctype, a lang and a charset."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open: list[str] = []
+        self.ids: list[str] = []
+        self.label_targets: list[str] = []
+        self.doctype = ""
+        self.seen: set[str] = set()
+        self.text = ""
+
+    def handle_decl(self, decl: str) -> None:
+        self.doctype = decl
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        self.seen.add(tag)
+        if "id" in values:
+            self.ids.append(values["id"] or "")
+        if tag == "label":
+            self.label_targets.append(values.get("for") or "")
+        if tag == "html":
+            assert values.get("lang") == "en"
+        if tag == "script":
+            raise AssertionError("no script")
+        if tag not in VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.open and self.open[-1] == tag, (self.open, tag)
+        self.open.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.text += data
+
+
+def check(body: bytes) -> Structure:
+    parser = Structure()
+    parser.feed(body.decode("utf-8"))
+    parser.close()
+    assert parser.doctype == "DOCTYPE html" and not parser.open
+    assert {"html", "head", "meta", "title", "body", "h1"} <= parser.seen
+    assert len(parser.ids) == len(set(parser.ids)) and set(parser.label_targets) <= set(parser.ids)
+    return parser
+
+
+def test_every_page_is_well_formed_and_escapes_what_it_shows():
+    hostile = "<b>&\"'x@example.com"
+    entry = Hit(hostile, '"><script>', "</p>", "<i>", "WA", "US")
+    profile = check(pages.profile(hostile, entry, "tok\"en", saved=True))
+    assert {"form", "input", "label"} <= profile.seen and hostile in profile.text
+    assert b"<script>" not in pages.profile(hostile, entry, "t")
+    check(pages.profile("a@example.com", None, "t"))
+    check(pages.index(None))
+    check(pages.index(hostile))
+    check(pages.signed_out())
+    check(pages.error("Sign-in refused", hostile))
+    for service in pages.ORIGINAL:
+        check(pages.not_offered(service, hostile))

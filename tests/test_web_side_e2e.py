@@ -1,0 +1,368 @@
+"""The web side (``--web``) over real sockets: a logged-in client's ``URL PROFILE`` reply, the
+md5auth.srf post it builds (notification.md 4.16), the profile page behind the web session,
+its CSRF guard, and the member directory FND then searches. Every refused post is a 403 that
+changes nothing and counts toward the login limits."""
+from __future__ import annotations
+
+import hashlib
+import html
+import http.client
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from urllib.parse import urlencode, urlsplit
+
+import attrs
+import pytest
+
+from msnp6.notification.services import URL_SERVICES
+from msnp6.testing import MsnpClient, ServerProcess, TwoNodeServer, free_port
+from msnp6.webside.md5auth import local_target
+from msnp6.webside.pages import ORIGINAL
+
+#: Few failures lock an account out, so the lock-out test stays short; the address limit is
+#: high, since every test posts from 127.0.0.1.
+ACCOUNT_LIMIT = 3
+
+
+@pytest.fixture(scope="module")
+def web_server(database, key_file, tmp_path_factory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(database.url, key_file, tmp_path_factory.mktemp(f"web-{database.backend}"), web=True,
+                         extra_args=["--limit", f"login-account={ACCOUNT_LIMIT}/600",
+                                     "--limit", "login-address=1000/600"])
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@attrs.frozen
+class Answer:
+    status: int
+    headers: http.client.HTTPMessage
+    body: str
+
+    def cookie(self) -> str | None:
+        value = self.headers.get("set-cookie")
+        return value.split(";", 1)[0] if value else None
+
+
+def request(port: int, method: str, path: str, fields: dict[str, str] | None = None,
+            cookie: str | None = None) -> Answer:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"content-type": "application/x-www-form-urlencoded"} if fields is not None else {}
+    if cookie:
+        headers["cookie"] = cookie
+    conn.request(method, path, body=urlencode(fields) if fields is not None else None, headers=headers)
+    response = conn.getresponse()
+    answer = Answer(response.status, response.headers, response.read().decode("utf-8"))
+    conn.close()
+    return answer
+
+
+@attrs.frozen
+class Online:
+    client: MsnpClient
+    handle: str
+    password: str
+    mspauth: str
+    login_time: int
+
+
+def online(server: ServerProcess, accounts, password: str = "hunter2") -> Online:
+    handle = accounts.create(password=password)
+    c = server.client()
+    c.auto_challenge = True
+    profile = c.login(handle, password)
+    assert profile.payload is not None
+    headers = dict(re.findall(r"^([\w-]+): (.*?)\r$", profile.payload.decode("utf-8"), re.M))
+    c.sync(0)
+    c.command("CHG {t} NLN")
+    return Online(c, handle, password, headers["MSPAuth"], int(headers["LoginTime"]))
+
+
+def url_reply(user: Online, service: str = "PROFILE", param: str | None = "1033") -> tuple[str, str, str]:
+    t, lines = user.client.command(f"URL {{t}} {service}" + (f" {param}" if param else ""))
+    words = lines[0].split()
+    assert words[:2] == ["URL", str(t)], lines
+    return words[2], words[3], words[4]
+
+
+def client_form(user: Online, redirect: str, psid: str, sl: int | None = None, **override: str) -> dict[str, str]:
+    """The form the client writes for a URL reply (notification.md 4.16)."""
+    sl = int(time.time()) - user.login_time if sl is None else sl
+    form = {
+        "mode": "ttl", "login": user.handle, "username": user.handle, "sid": "507", "kv": "",
+        "id": psid, "sl": str(sl), ("rru" if redirect.startswith("/") else "ru"): redirect,
+        "auth": user.mspauth, "creds": hashlib.md5(f"{user.mspauth}{sl}{user.password}".encode()).hexdigest(),
+        "svc": "mail", "js": "yes",
+    }
+    form.update(override)
+    return form
+
+
+def post_login(server: ServerProcess, login_url: str, form: dict[str, str]) -> Answer:
+    parts = urlsplit(login_url)
+    assert parts.port == server.ports["web"]
+    return request(server.ports["web"], "POST", f"{parts.path}?{parts.query}", form)
+
+
+def sign_in(server: ServerProcess, user: Online) -> tuple[str, Answer]:
+    """The client's way in: URL PROFILE, the post, the redirect followed with the cookie."""
+    redirect, login_url, psid = url_reply(user)
+    answer = post_login(server, login_url, client_form(user, redirect, psid))
+    assert answer.status == 302, answer
+    cookie = answer.cookie()
+    assert cookie is not None
+    page = request(server.ports["web"], "GET", answer.headers["location"], cookie=cookie)
+    assert page.status == 200
+    return cookie, page
+
+
+def csrf_of(page: Answer) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page.body)
+    assert found is not None, page.body
+    return found.group(1)
+
+
+def fnd(client: MsnpClient, last: str) -> list[str]:
+    _, lines = client.command(f"FND {{t}} fname=* lname={last} city=* state=* country=US")
+    return lines
+
+
+def audit_reasons(server: ServerProcess, handle: str) -> list[str]:
+    return re.findall(rf"audit: login failed {re.escape(handle)} from \S+: 403 (\w+)", server.log())
+
+
+# -- the client's way in -----------------------------------------------------------------------
+
+
+def test_url_replies_point_at_the_web_listener(web_server, accounts):
+    user = online(web_server, accounts)
+    base = f"http://127.0.0.1:{web_server.ports['web']}"
+    assert url_reply(user) == (f"{base}/profile?lc=1033", f"{base}/ppsecure/md5auth.srf?lc=1033", "507")
+    assert url_reply(user, "INBOX", None) == ("/cgi-bin/HoTMaiL", f"{base}/ppsecure/md5auth.srf?lc=1033", "2")
+
+
+def test_signed_in_profile_edit_is_found_by_fnd(web_server, accounts):
+    user = online(web_server, accounts)
+    redirect, login_url, psid = url_reply(user)
+    answer = post_login(web_server, login_url, client_form(user, redirect, psid))
+    assert answer.status == 302
+    assert answer.headers["location"] == "/profile?lc=1033"
+    set_cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in set_cookie and "samesite=lax" in set_cookie and "secure" not in set_cookie
+    assert f"audit: web login ok {user.handle} from 127.0.0.1:" in web_server.log()
+
+    page = request(web_server.ports["web"], "GET", answer.headers["location"], cookie=answer.cookie())
+    assert page.status == 200 and page.body.startswith("<!DOCTYPE html>")
+    assert f"Signed in as {user.handle}" in page.body
+    surname = f"Web{secrets.token_hex(4)}"
+    saved = request(web_server.ports["web"], "POST", "/profile", {
+        "csrf": csrf_of(page), "first": "Ann", "last": surname, "city": "Seattle", "state": "wa",
+        "country": "us", "listed": "1"}, cookie=answer.cookie())
+    assert saved.status == 303 and saved.headers["location"] == "/profile?saved=1"
+
+    other = online(web_server, accounts)
+    assert fnd(other.client, surname)[0].endswith(f"1 1 fname=Ann lname={surname} city=Seattle state=WA country=US")
+    again = request(web_server.ports["web"], "GET", "/profile", cookie=answer.cookie())
+    assert f'value="{surname}"' in again.body and "checked" in again.body
+
+    # Unlisting through the same form takes the entry out of the directory.
+    request(web_server.ports["web"], "POST", "/profile", {"csrf": csrf_of(again), "first": "Ann", "last": surname},
+            cookie=answer.cookie())
+    assert fnd(other.client, surname)[0].endswith(" 0 0")
+
+
+def test_a_mail_service_lands_on_its_honest_page(web_server, accounts):
+    user = online(web_server, accounts)
+    redirect, login_url, psid = url_reply(user, "INBOX", None)
+    answer = post_login(web_server, login_url, client_form(user, redirect, psid))
+    assert answer.status == 302 and answer.headers["location"] == "/cgi-bin/HoTMaiL"
+    page = request(web_server.ports["web"], "GET", "/cgi-bin/HoTMaiL", cookie=answer.cookie())
+    assert page.status == 200 and ORIGINAL["INBOX"] in page.body and f"Signed in as {user.handle}" in page.body
+
+
+def test_every_url_service_has_a_page(web_server):
+    for name, service in URL_SERVICES.items():
+        page = request(web_server.ports["web"], "GET", "/" + service.path.lstrip("/"))
+        assert page.status == 200, name
+        if name == "PROFILE":
+            assert "Not signed in" in page.body
+        else:
+            assert html.escape(ORIGINAL[name]) in page.body and "does not offer it yet" in page.body, name
+
+
+def test_no_redirect_to_another_host(web_server, accounts):
+    user = online(web_server, accounts)
+    _, login_url, psid = url_reply(user)
+    answer = post_login(web_server, login_url, client_form(user, "http://evil.example/steal", psid))
+    assert answer.status == 302 and answer.headers["location"] == "/profile"
+
+
+@pytest.mark.parametrize("target,expected", [
+    ("/profile?lc=1033", "/profile?lc=1033"),
+    ("http://web.example:8080/profile?lc=1", "/profile?lc=1"),
+    ("http://web.example:8080//evil.example/", "/profile"),
+    ("https://web.example:8080/profile", "/profile"),
+    ("http://evil.example/profile", "/profile"),
+    ("//evil.example/x", "/profile"),
+    ("/\\evil.example", "/profile"),
+    ("/a\r\nSet-Cookie: x=1", "/profile"),
+    ("javascript:alert(1)", "/profile"),
+    ("", "/profile"),
+])
+def test_local_target(target, expected):
+    assert local_target(target, "http://web.example:8080/") == expected
+
+
+# -- refused posts -----------------------------------------------------------------------------
+
+
+def _forged(user: Online, redirect: str, psid: str) -> dict[str, str]:
+    return client_form(user, redirect, psid, auth=secrets.token_hex(16) + "$$")
+
+
+def _stale(user: Online, redirect: str, psid: str) -> dict[str, str]:
+    return client_form(user, redirect, psid, sl=int(time.time()) - user.login_time + 3600)
+
+
+@pytest.mark.parametrize("make,reason", [
+    (lambda u, r, p: client_form(u, r, p, creds="0" * 32), "web_bad_creds"),
+    (lambda u, r, p: client_form(attrs.evolve(u, password="wrong"), r, p), "web_bad_creds"),
+    (_forged, "web_bad_auth"),
+    (_stale, "web_stale_sl"),
+    (lambda u, r, p: client_form(u, r, p, sl="-5"), "web_bad_sl"),
+])
+def test_a_wrong_post_is_refused(web_server, accounts, make, reason):
+    user = online(web_server, accounts)
+    redirect, login_url, psid = url_reply(user)
+    answer = post_login(web_server, login_url, make(user, redirect, psid))
+    assert answer.status == 403 and answer.cookie() is None and "refused" in answer.body
+    assert audit_reasons(web_server, user.handle) == [reason]
+
+
+def test_a_replayed_post_is_refused(web_server, accounts):
+    user = online(web_server, accounts)
+    redirect, login_url, psid = url_reply(user)
+    form = client_form(user, redirect, psid)
+    assert post_login(web_server, login_url, form).status == 302
+    again = post_login(web_server, login_url, form)
+    assert again.status == 403 and again.cookie() is None
+    assert audit_reasons(web_server, user.handle) == ["web_replay"]
+
+
+def test_a_post_for_someone_elses_session_is_refused(web_server, accounts):
+    user, other = online(web_server, accounts), online(web_server, accounts)
+    redirect, login_url, psid = url_reply(user)
+    # The other user's real MSPAuth, with creds made from it and the right password: still not
+    # this handle's session.
+    form = client_form(attrs.evolve(other, handle=user.handle, password=user.password), redirect, psid)
+    assert post_login(web_server, login_url, form).status == 403
+    assert audit_reasons(web_server, user.handle) == ["web_bad_auth"]
+
+
+def test_failures_lock_the_account_out(web_server, accounts):
+    user = online(web_server, accounts)
+    redirect, login_url, psid = url_reply(user)
+    for _ in range(ACCOUNT_LIMIT):
+        assert post_login(web_server, login_url, client_form(user, redirect, psid, creds="f" * 32)).status == 403
+    # Now even the right post is refused, and so is a protocol login with the right password.
+    assert post_login(web_server, login_url, client_form(user, redirect, psid)).status == 403
+    assert audit_reasons(web_server, user.handle) == ["web_bad_creds"] * ACCOUNT_LIMIT + ["locked_out"]
+    c = web_server.client()
+    _, answer = c.attempt(user.handle, user.password)
+    assert answer.words[0] == "911"
+
+
+@pytest.mark.parametrize("token", [None, "wrong"])
+def test_a_profile_post_without_the_csrf_token_changes_nothing(web_server, accounts, token):
+    user = online(web_server, accounts)
+    cookie, page = sign_in(web_server, user)
+    surname = f"Csrf{secrets.token_hex(4)}"
+    fields = {"first": "Bo", "last": surname, "country": "US", "listed": "1"}
+    if token is not None:
+        fields["csrf"] = token
+    assert request(web_server.ports["web"], "POST", "/profile", fields, cookie=cookie).status == 403
+    # Nor does a right token without the session cookie.
+    fields["csrf"] = csrf_of(page)
+    assert request(web_server.ports["web"], "POST", "/profile", fields).status == 403
+    assert fnd(user.client, surname)[0].endswith(" 0 0")
+
+
+def test_the_web_session_ends_with_the_messenger_session(web_server, accounts):
+    user = online(web_server, accounts)
+    cookie, page = sign_in(web_server, user)
+    user.client.send("OUT")
+    watcher = online(web_server, accounts)
+    surname = f"Gone{secrets.token_hex(4)}"
+    fields = {"csrf": csrf_of(page), "first": "Cy", "last": surname, "country": "US", "listed": "1"}
+    # The session's record leaves the directory as the server handles OUT: wait for the page to say so.
+    wait_for(lambda: "Not signed in" in request(web_server.ports["web"], "GET", "/profile", cookie=cookie).body)
+    assert request(web_server.ports["web"], "POST", "/profile", fields, cookie=cookie).status == 403
+    assert fnd(watcher.client, surname)[0].endswith(" 0 0")
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+# -- a cluster: the web side in another process than the session ---------------------------------
+
+
+def test_the_web_side_signs_in_a_session_held_by_another_process(database, key_file, tmp_path, redis_server,
+                                                                 accounts):
+    if database.backend != "postgresql":
+        pytest.skip("the cluster runs on PostgreSQL (its processes share the database)")
+    common = ["--bus", f"redis://127.0.0.1:{redis_server.port}/7", "--node-ttl", "3"]
+    web = ServerProcess(database.url, key_file, tmp_path / "web", [*common, "--roles", "ds", "--node", "web"],
+                        services=("ds",), web=True)
+    base = f"http://127.0.0.1:{web.ports['web']}/"
+    node = ServerProcess(database.url, key_file, tmp_path / "a",
+                         [*common, "--roles", "ns,sb", "--node", "a", "--web-base-url", base], services=("ns", "sb"))
+    web.start()
+    try:
+        node.start()
+        try:
+            user = online(node, accounts)
+            redirect, login_url, psid = url_reply(user)
+            assert login_url == f"{base}ppsecure/md5auth.srf?lc=1033"
+            answer = post_login(web, login_url, client_form(user, redirect, psid))
+            assert answer.status == 302, answer.body
+            page = request(web.ports["web"], "GET", answer.headers["location"], cookie=answer.cookie())
+            assert f"Signed in as {user.handle}" in page.body
+            # The session's MSPAuth is one thing; a made-up one is still refused there.
+            assert post_login(web, login_url, _forged(user, redirect, psid)).status == 403
+        finally:
+            node.stop()
+    finally:
+        web.stop()
+
+
+def test_both_nodes_of_a_process_point_at_its_web_listener(database, key_file, tmp_path, accounts):
+    proc = TwoNodeServer(database.url, key_file, tmp_path, web=True)
+    proc.start()
+    try:
+        on_a, on_b = online(proc, accounts), online(proc, accounts)
+        for user in (on_a, on_b):
+            redirect, login_url, psid = url_reply(user)
+            assert login_url == f"http://127.0.0.1:{proc.ports['web']}/ppsecure/md5auth.srf?lc=1033"
+            assert post_login(proc, login_url, client_form(user, redirect, psid)).status == 302
+    finally:
+        proc.stop()
+
+
+def test_the_web_listener_from_the_environment(database, key_file, tmp_path, accounts):
+    port = free_port()
+    proc = ServerProcess(database.url, key_file, tmp_path, env={"MSNP6_WEB": f"tcp:{port}:interface=127.0.0.1"})
+    proc.start()
+    try:
+        user = online(proc, accounts)
+        _, login_url, _ = url_reply(user)
+        assert login_url == f"http://127.0.0.1:{port}/ppsecure/md5auth.srf?lc=1033"
+        assert request(port, "GET", "/profile").status == 200
+    finally:
+        proc.stop()
