@@ -20,6 +20,7 @@ from msnp6.notification.services import URL_SERVICES
 from msnp6.testing import MsnpClient, ServerProcess, TwoNodeServer, free_port
 from msnp6.webside.md5auth import local_target
 from msnp6.webside.pages import ORIGINAL
+from msnp6.webside.site import PAGES
 
 #: Few failures lock an account out, so the lock-out test stays short; the address limit is
 #: high, since every test posts from 127.0.0.1.
@@ -107,9 +108,9 @@ def post_login(server: ServerProcess, login_url: str, form: dict[str, str]) -> A
     return request(server.ports["web"], "POST", f"{parts.path}?{parts.query}", form)
 
 
-def sign_in(server: ServerProcess, user: Online) -> tuple[str, Answer]:
-    """The client's way in: URL PROFILE, the post, the redirect followed with the cookie."""
-    redirect, login_url, psid = url_reply(user)
+def sign_in(server: ServerProcess, user: Online, service: str = "PROFILE") -> tuple[str, Answer]:
+    """The client's way in: URL PROFILE (or ``service``), the post, the redirect followed with the cookie."""
+    redirect, login_url, psid = url_reply(user, service)
     answer = post_login(server, login_url, client_form(user, redirect, psid))
     assert answer.status == 302, answer
     cookie = answer.cookie()
@@ -187,7 +188,7 @@ def test_every_url_service_has_a_page(web_server):
     for name, service in URL_SERVICES.items():
         page = request(web_server.ports["web"], "GET", "/" + service.path.lstrip("/"))
         assert page.status == 200, name
-        if name == "PROFILE":
+        if name in PAGES:
             assert "Not signed in" in page.body
         else:
             assert html.escape(ORIGINAL[name]) in page.body and "does not offer it yet" in page.body, name
@@ -366,3 +367,82 @@ def test_the_web_listener_from_the_environment(database, key_file, tmp_path, acc
         assert request(port, "GET", "/profile").status == 200
     finally:
         proc.stop()
+
+
+# -- the account pages: phone numbers and paging (MOBILE, CHGMOB) -------------------------------
+
+
+def add_to_fl(user: Online, contact: Online) -> list[str]:
+    """``user`` puts ``contact`` on FL (``contact`` allows everyone by default): the lines after the reply."""
+    t, lines = user.client.command(f"ADD {{t}} FL {contact.handle} {contact.handle}")
+    assert lines[0].startswith(f"ADD {t} FL "), lines
+    return lines[1:] + user.client.fence()
+
+
+def phone_form(page: Answer, **values: str) -> dict[str, str]:
+    return {"csrf": csrf_of(page), "phh": "", "phw": "", "phm": "", **values}
+
+
+def test_the_phone_page_goes_through_prp_s_write_path(web_server, accounts):
+    owner = online(web_server, accounts)
+    watcher = online(web_server, accounts)
+    add_to_fl(watcher, owner)
+    owner.client.fence()  # its ADD 0 RL
+    cookie, page = sign_in(web_server, owner, "CHGMOB")
+    assert "Your phone numbers and paging" in page.body and 'value=""' in page.body
+
+    saved = request(web_server.ports["web"], "POST", "/mobile/settings", phone_form(page, phh="555 0100"),
+                    cookie=cookie)
+    assert saved.status == 303 and saved.headers["location"] == "/mobile/settings?saved=1"
+    # The watcher hears of it as of a PRP: a BPR at its own next list version (ADD FL made it 1).
+    bpr = watcher.client.recv_until(lambda r: r.line.startswith("BPR "))
+    assert [r.line for r in bpr] == [f"BPR 2 {owner.handle} PHH 555%200100"]
+    assert watcher.client.fence() == []  # only the changed property moved
+    again = request(web_server.ports["web"], "GET", saved.headers["location"], cookie=cookie)
+    assert 'value="555 0100"' in again.body and "Saved." in again.body
+
+    # The owner's online session follows (the protocol has no line for it): a new watcher's
+    # ADD FL shows the new number, read from that session's record.
+    newcomer = online(web_server, accounts)
+    shown = [line for line in add_to_fl(newcomer, owner) if line.startswith("BPR ")]
+    assert f"BPR 1 {owner.handle} PHH 555%200100" in shown, shown
+
+    # Saving the same values again changes nothing; clearing the number and allowing pages does.
+    page = request(web_server.ports["web"], "GET", "/mobile/settings", cookie=cookie)
+    request(web_server.ports["web"], "POST", "/mobile/settings", phone_form(page, mob="Y"), cookie=cookie)
+    lines = [r.line for r in watcher.client.recv_until(lambda r: r.line.startswith("BPR ") and " MOB " in r.line)]
+    assert lines == [f"BPR 3 {owner.handle} PHH", f"BPR 4 {owner.handle} MOB Y"]
+
+    # And the next login's SYN dump carries what the page saved.
+    owner.client.close()
+    again_online = web_server.client()
+    again_online.login(owner.handle, owner.password)
+    dump = [r.line for r in again_online.sync(0)]
+    assert any(line.startswith("PRP ") and line.endswith(" PHH") for line in dump), dump
+    assert any(line.startswith("PRP ") and line.endswith(" MOB Y") for line in dump), dump
+    again_online.close()
+
+
+@pytest.mark.parametrize("value", ["5" * 96, "%" * 32, "555\t0100"])
+def test_the_phone_page_refuses_what_prp_refuses(web_server, accounts, value):
+    owner = online(web_server, accounts)
+    cookie, page = sign_in(web_server, owner, "CHGMOB")
+    refused = request(web_server.ports["web"], "POST", "/mobile/settings", phone_form(page, phm=value), cookie=cookie)
+    assert refused.status == 400
+    assert 'value=""' in request(web_server.ports["web"], "GET", "/mobile/settings", cookie=cookie).body
+
+
+@pytest.mark.parametrize("token", [None, "wrong"])
+def test_a_phone_post_without_the_csrf_token_changes_nothing(web_server, accounts, token):
+    owner = online(web_server, accounts)
+    cookie, page = sign_in(web_server, owner, "CHGMOB")
+    fields = phone_form(page, phh="555 0100", mob="Y")
+    if token is None:
+        del fields["csrf"]
+    else:
+        fields["csrf"] = token
+    assert request(web_server.ports["web"], "POST", "/mobile/settings", fields, cookie=cookie).status == 403
+    fields["csrf"] = csrf_of(page)  # nor a right token without the session cookie
+    assert request(web_server.ports["web"], "POST", "/mobile/settings", fields).status == 403
+    after = request(web_server.ports["web"], "GET", "/mobile/settings", cookie=cookie).body
+    assert 'value="555 0100"' not in after and "checked" not in after

@@ -3,6 +3,7 @@ member-directory entry) and an honest page for every other path a ``URL`` reply 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -22,46 +23,17 @@ from ..store.records import AccountRecord
 from ..wire.directory import Hit
 from ..wire.names import is_valid_handle, normalize_handle
 from . import pages
+from .http import field as _field
+from .http import host as _host
+from .http import peer as _peer
+from .http import respond as _respond
 from .md5auth import SL_SKEW, Post, local_target, why_refused
+from .mobile import MobileSettings
 from .sessions import ReplayGuard, WebSession, WebSessions
 
 log = Logger()
 
 COOKIE = b"msnp6_web"
-
-#: Sent with every page: no framing, no script, forms only back to this site.
-HEADERS = {
-    b"content-type": b"text/html; charset=utf-8",
-    b"cache-control": b"no-store",
-    b"x-content-type-options": b"nosniff",
-    b"x-frame-options": b"DENY",
-    b"referrer-policy": b"same-origin",
-    b"content-security-policy": b"default-src 'none'; form-action 'self'; frame-ancestors 'none'",
-}
-
-
-def _field(request: Request, name: str) -> str:
-    values = (request.args or {}).get(name.encode("ascii"))
-    return values[0].decode("utf-8", "replace") if values else ""
-
-
-def _host(request: Request) -> str:
-    return str(getattr(request.getClientAddress(), "host", "?"))
-
-
-def _peer(request: Request) -> str:
-    address = request.getClientAddress()
-    return f"{getattr(address, 'host', '?')}:{getattr(address, 'port', '?')}"
-
-
-def _respond(request: Request, code: int, body: bytes, location: str | None = None) -> bytes:
-    request.setResponseCode(code)
-    for name, value in HEADERS.items():
-        request.setHeader(name, value)
-    if location is not None:
-        request.setHeader(b"location", location.encode("ascii"))
-    return body
-
 
 class WebSide:
     """What every page shares: the realm, the sessions, the replay guard, the write path."""
@@ -72,6 +44,7 @@ class WebSide:
         # A used post stays refused for as long as its sl could still pass the skew check.
         self.replays = ReplayGuard(realm.clock, 2 * SL_SKEW)
         self.accounts = AccountService(realm.store, realm.bus, realm.key)
+        self.lists = realm.services.lists  # the one write path PRP uses too
 
     def session(self, request: Request) -> WebSession | None:
         cookie = request.getCookie(COOKIE)
@@ -341,12 +314,17 @@ def _put(root: Resource, path: str, resource: Resource) -> None:
     node.putChild(leaf.encode(), resource)
 
 
+#: The services with a page of their own; every other one gets its honest NotOffered page.
+PAGES: dict[str, Callable[[WebSide], Resource]] = {"PROFILE": Profile, "MOBILE": MobileSettings, "CHGMOB": MobileSettings}
+
+
 def web_site(realm: Any) -> Site:
     side = WebSide(realm)
     root = WebRoot(side)
     _put(root, "ppsecure/md5auth.srf", Md5Auth(side))
     for path, service in pages.service_paths().items():
-        _put(root, path, Profile(side) if service == "PROFILE" else NotOffered(side, service))
+        page = PAGES.get(service)
+        _put(root, path, page(side) if page is not None else NotOffered(side, service))
     site = WebSite(root)
     site.displayTracebacks = False
     return site
