@@ -9,6 +9,7 @@ from twisted.internet.task import Clock
 from msnp6.store.records import AccountRecord
 from msnp6.webside import pages
 from msnp6.webside.mobile import settings_page
+from msnp6.webside.password import password_page
 from msnp6.webside.sessions import ReplayGuard, WebSessions
 from msnp6.wire.directory import Hit
 
@@ -119,3 +120,10 @@ def test_the_phone_page_is_well_formed_and_shows_numbers_decoded():
     assert {"form", "input", "label"} <= shown.seen and hostile in shown.text
     body = settings_page(hostile, account, "t", saved=False)
     assert b'value="555 0100"' in body and b"<script>" not in body and b"checked" in body
+
+
+def test_the_password_page_is_well_formed():
+    hostile = "<b>&\"'x@example.com"
+    shown = check(password_page(hostile, "tok\"en", saved=True))
+    assert {"form", "input", "label"} <= shown.seen and hostile in shown.text
+    assert b"changed" not in password_page("a@example.com", "t", saved=False)

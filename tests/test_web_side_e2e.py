@@ -446,3 +446,74 @@ def test_a_phone_post_without_the_csrf_token_changes_nothing(web_server, account
     assert request(web_server.ports["web"], "POST", "/mobile/settings", fields).status == 403
     after = request(web_server.ports["web"], "GET", "/mobile/settings", cookie=cookie).body
     assert 'value="555 0100"' not in after and "checked" not in after
+
+
+# -- the account pages: the password ------------------------------------------------------------
+
+
+def password_form(page: Answer, old: str, new: str, again: str | None = None) -> dict[str, str]:
+    return {"csrf": csrf_of(page), "old": old, "new": new, "again": new if again is None else again}
+
+
+def login_code(server: ServerProcess, handle: str, password: str) -> str:
+    """The first word of the server's answer to a protocol login with ``password``."""
+    with server.client() as c:
+        _, answer = c.attempt(handle, password)
+        return answer.line.split()[0]
+
+
+def test_the_password_page_changes_the_login_password(web_server, accounts):
+    user = online(web_server, accounts)
+    cookie, page = sign_in(web_server, user, "PASSWORD")
+    assert "Change your password" in page.body and 'type="password"' in page.body
+    saved = request(web_server.ports["web"], "POST", "/password", password_form(page, user.password, "n3w pass"),
+                    cookie=cookie)
+    assert saved.status == 303 and saved.headers["location"] == "/password?saved=1"
+    assert f"audit: password changed {user.handle} from 127.0.0.1:" in web_server.log()
+    assert "n3w pass" not in web_server.log()
+    assert login_code(web_server, user.handle, "n3w pass") == "USR"
+    assert login_code(web_server, user.handle, user.password) == "911"
+
+
+def test_a_wrong_old_password_is_a_failed_sign_in(web_server, accounts):
+    user = online(web_server, accounts)
+    cookie, page = sign_in(web_server, user, "PASSWORD")
+    refused = request(web_server.ports["web"], "POST", "/password", password_form(page, "guess", "n3w pass"),
+                      cookie=cookie)
+    assert refused.status == 403 and "current password is wrong" in refused.body
+    assert audit_reasons(web_server, user.handle) == ["web_wrong_password"]
+    # Counted toward the account's login limit: with it used up, even the right password waits,
+    # on the page and at a protocol login alike.
+    for _ in range(ACCOUNT_LIMIT - 1):
+        request(web_server.ports["web"], "POST", "/password", password_form(page, "guess", "n3w pass"), cookie=cookie)
+    locked = request(web_server.ports["web"], "POST", "/password", password_form(page, user.password, "n3w pass"),
+                     cookie=cookie)
+    assert locked.status == 403 and "Too many wrong passwords" in locked.body
+    assert audit_reasons(web_server, user.handle) == ["web_wrong_password"] * ACCOUNT_LIMIT + ["locked_out"]
+    assert login_code(web_server, user.handle, user.password) != "USR"
+    assert login_code(web_server, user.handle, "n3w pass") != "USR"
+
+
+@pytest.mark.parametrize(("new", "again"), [("n3w pass", "n3w pas"), ("", ""), ("x" * 129, None), ("a\tb", None)])
+def test_the_password_page_keeps_admin_s_rules(web_server, accounts, new, again):
+    user = online(web_server, accounts)
+    cookie, page = sign_in(web_server, user, "PASSWORD")
+    refused = request(web_server.ports["web"], "POST", "/password", password_form(page, user.password, new, again),
+                      cookie=cookie)
+    assert refused.status == 400
+    assert login_code(web_server, user.handle, user.password) == "USR"
+
+
+@pytest.mark.parametrize("token", [None, "wrong"])
+def test_a_password_post_without_the_csrf_token_changes_nothing(web_server, accounts, token):
+    user = online(web_server, accounts)
+    cookie, page = sign_in(web_server, user, "PASSWORD")
+    fields = password_form(page, user.password, "n3w pass")
+    if token is None:
+        del fields["csrf"]
+    else:
+        fields["csrf"] = token
+    assert request(web_server.ports["web"], "POST", "/password", fields, cookie=cookie).status == 403
+    fields["csrf"] = csrf_of(page)  # nor a right token without the session cookie
+    assert request(web_server.ports["web"], "POST", "/password", fields).status == 403
+    assert login_code(web_server, user.handle, "n3w pass") == "911"

@@ -12,6 +12,8 @@ from ..store.records import AccountRecord
 
 #: The longest disable reason kept (``msnp6-admin user show`` prints it).
 MAX_REASON = 200
+#: The longest password msnp6-admin and the web side's password page accept.
+MAX_PASSWORD = 128
 
 
 class NoSuchAccount(LookupError):
@@ -21,6 +23,15 @@ class NoSuchAccount(LookupError):
 def valid_reason(text: str) -> bool:
     """A disable reason: at most ``MAX_REASON`` printable characters (one line in the output)."""
     return len(text) <= MAX_REASON and text.isprintable()
+
+
+def password_problem(password: str) -> str | None:
+    """Why ``password`` cannot be set (msnp6-admin and the web side alike), or None."""
+    if not password:
+        return "the password is empty"
+    if len(password) > MAX_PASSWORD or any(ord(c) < 0x20 for c in password):
+        return f"the password must be at most {MAX_PASSWORD} printable characters"
+    return None
 
 
 def _found(handle: str, found: object) -> None:

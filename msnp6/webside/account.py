@@ -6,7 +6,7 @@ import hmac
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, FirstError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -117,5 +117,7 @@ class AccountPage(Resource):
             request.finish()
 
     def _failed(self, failure: Failure, request: Request, gone: list[bool], handle: str) -> None:
+        if failure.check(FirstError):
+            failure = failure.value.subFailure  # type: ignore[union-attr]
         log_store_failure(log, failure, "web {page} of {handle}: the store failed", page=self.what, handle=handle)
         self._finish(request, gone, 503, pages.error("Unavailable", "Please try again in a minute."))

@@ -49,6 +49,7 @@ def index(handle: str | None) -> bytes:
         "<p>Not signed in. Messenger signs you in when you open one of its menu items.</p>")
     return page("Messenger services", who + "\n<ul>\n<li><a href=\"/profile\">Your member-directory entry</a></li>\n"
                 "<li><a href=\"/mobile/settings\">Your phone numbers and paging</a></li>\n"
+                "<li><a href=\"/password\">Change your password</a></li>\n"
                 "</ul>")
 
 

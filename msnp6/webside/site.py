@@ -29,6 +29,7 @@ from .http import peer as _peer
 from .http import respond as _respond
 from .md5auth import SL_SKEW, Post, local_target, why_refused
 from .mobile import MobileSettings
+from .password import ChangePassword
 from .sessions import ReplayGuard, WebSession, WebSessions
 
 log = Logger()
@@ -54,6 +55,16 @@ class WebSide:
         """Is the Messenger session that signed this web session in still online?"""
         return self.realm.directory.get(session.handle).addCallback(
             lambda record: record is not None and hmac.compare_digest(record.mspauth.encode(), session.mspauth.encode()))
+
+    def password_of(self, account: AccountRecord | None) -> str | None:
+        """The account's password, unsealed; None without an account or a key that opens it."""
+        if account is None:
+            return None
+        try:
+            return str(self.realm.key.unseal(account.handle, account.credential))
+        except (SealedWithOtherKey, InvalidTag):
+            log.error("credential of {handle} was sealed with another server key", handle=account.handle)
+            return None
 
     def start_session(self, request: Request, handle: str, mspauth: str) -> None:
         session_id, _ = self.sessions.create(handle, mspauth)
@@ -128,7 +139,7 @@ class Md5Auth(Resource):
                 audit.login_failed(handle, _peer(request), 403, "locked_out" if over == ACCOUNT else "rate_limited")
                 self._finish(request, gone, 403, self._forbidden_page())
                 return
-            reason = why_refused(post, record, account, self._password(account), realm.clock.seconds())
+            reason = why_refused(post, record, account, self.side.password_of(account), realm.clock.seconds())
             if reason is None and self.side.replays.seen(post.handle, post.auth, post.sl, post.creds):
                 reason = "web_replay"
             if reason is not None:
@@ -151,15 +162,6 @@ class Md5Auth(Resource):
 
         looked_up.addCallback(decide).addErrback(failed)
         return NOT_DONE_YET
-
-    def _password(self, account: AccountRecord | None) -> str | None:
-        if account is None:
-            return None
-        try:
-            return str(self.side.realm.key.unseal(account.handle, account.credential))
-        except (SealedWithOtherKey, InvalidTag):
-            log.error("credential of {handle} was sealed with another server key", handle=account.handle)
-            return None
 
     def _refuse(self, request: Request, handle: str, address: str, reason: str) -> None:
         realm = self.side.realm
@@ -315,7 +317,8 @@ def _put(root: Resource, path: str, resource: Resource) -> None:
 
 
 #: The services with a page of their own; every other one gets its honest NotOffered page.
-PAGES: dict[str, Callable[[WebSide], Resource]] = {"PROFILE": Profile, "MOBILE": MobileSettings, "CHGMOB": MobileSettings}
+PAGES: dict[str, Callable[[WebSide], Resource]] = {"PROFILE": Profile, "MOBILE": MobileSettings, "CHGMOB": MobileSettings,
+                                                   "PASSWORD": ChangePassword}
 
 
 def web_site(realm: Any) -> Site:
