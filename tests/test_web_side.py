@@ -8,6 +8,7 @@ from twisted.internet.task import Clock
 
 from msnp6.store.records import AccountRecord
 from msnp6.webside import pages
+from msnp6.webside.mailbox import mailbox_page
 from msnp6.webside.mobile import settings_page
 from msnp6.webside.password import password_page
 from msnp6.webside.sessions import ReplayGuard, WebSessions
@@ -127,3 +128,11 @@ def test_the_password_page_is_well_formed():
     shown = check(password_page(hostile, "tok\"en", saved=True))
     assert {"form", "input", "label"} <= shown.seen and hostile in shown.text
     assert b"changed" not in password_page("a@example.com", "t", saved=False)
+
+
+def test_the_mailbox_page_is_well_formed():
+    hostile = "<b>&\"'x@example.com"
+    account = AccountRecord(1, hostile, hostile, True, 3, "AL", "AL", None, None, None, False, False, False, 4, 2, b"")
+    shown = check(mailbox_page(hostile, account, "tok\"en", cleared=True))
+    assert {"form", "input", "ul", "li"} <= shown.seen and hostile in shown.text
+    assert "Unread in the inbox: 4" in shown.text and "not switched on" in shown.text

@@ -119,6 +119,12 @@ class AccountService:
 
         return self.store.add_unread_mail(handle).addCallback(counted)
 
+    def clear_unread_mail(self, handle: str) -> "Deferred[None]":
+        """Every unread message counted as read (the web side's mailbox page). No event: the
+        protocol has no notice for a count that went down (notification.md 4.5: the
+        active-mail notice is unconfirmed for MSNP6); the next login's initial notice shows it."""
+        return self.store.clear_unread_mail(handle).addCallback(lambda found: _found(handle, found))
+
     def set_directory(self, handle: str, first: str, last: str, city: str, state: str,
                       country: str) -> "Deferred[None]":
         # FND reads the directory from SQL on every search: nothing in memory to tell.

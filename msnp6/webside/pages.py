@@ -50,6 +50,7 @@ def index(handle: str | None) -> bytes:
     return page("Messenger services", who + "\n<ul>\n<li><a href=\"/profile\">Your member-directory entry</a></li>\n"
                 "<li><a href=\"/mobile/settings\">Your phone numbers and paging</a></li>\n"
                 "<li><a href=\"/password\">Change your password</a></li>\n"
+                "<li><a href=\"/cgi-bin/HoTMaiL\">Your unread mail counts</a></li>\n"
                 "</ul>")
 
 
