@@ -1,5 +1,5 @@
-"""The web listener's resource tree: ``/ppsecure/md5auth.srf`` (sign-in), ``/profile`` (the
-member-directory entry) and an honest page for every other path a ``URL`` reply names."""
+"""The web listener's resource tree: ``/ppsecure/md5auth.srf`` (sign-in), the account pages
+(``PAGES``: each in its own module) and an honest page for every other path a ``URL`` reply names."""
 from __future__ import annotations
 
 import hmac
@@ -20,7 +20,6 @@ from ..directory.record import PresenceRecord
 from ..services.accounts import AccountService
 from ..store.faults import log_store_failure
 from ..store.records import AccountRecord
-from ..wire.directory import Hit
 from ..wire.names import is_valid_handle, normalize_handle
 from . import pages
 from .http import field as _field
@@ -31,6 +30,7 @@ from .mailbox import Mailbox
 from .md5auth import SL_SKEW, Post, local_target, why_refused
 from .mobile import MobileSettings
 from .password import ChangePassword
+from .profile import Profile
 from .sessions import ReplayGuard, WebSession, WebSessions
 
 log = Logger()
@@ -184,101 +184,6 @@ class Md5Auth(Resource):
             return
         request.write(_respond(request, code, body, location))
         request.finish()
-
-
-class Profile(Resource):
-    """``/profile``: the member-directory entry (what FND searches), through AccountService."""
-
-    isLeaf = True
-
-    def __init__(self, side: WebSide) -> None:
-        super().__init__()
-        self.side = side
-
-    def render_GET(self, request: Request) -> Any:
-        session = self.side.session(request)
-        if session is None:
-            return _respond(request, 200, pages.signed_out())
-        gone: list[bool] = []
-        request.notifyFinish().addErrback(lambda _: gone.append(True))
-        saved = _field(request, "saved") == "1"
-
-        def read(live: bool) -> "Deferred[None] | None":
-            if not live:
-                if not gone:
-                    request.write(_respond(request, 200, pages.signed_out()))
-                    request.finish()
-                return None
-            return self.side.realm.store.directory_entry(session.handle).addCallback(show)
-
-        def show(entry: Hit | None) -> None:
-            if not gone:
-                request.write(_respond(request, 200, pages.profile(session.handle, entry, session.csrf, saved)))
-                request.finish()
-
-        d = self.side.live(session).addCallback(read)
-        d.addErrback(self._failed, request, gone, session.handle)
-        return NOT_DONE_YET
-
-    def render_POST(self, request: Request) -> Any:
-        session = self.side.session(request)
-        token = _field(request, "csrf")
-        if session is None or not hmac.compare_digest(token.encode(), session.csrf.encode()):
-            log.info("web: a profile post without a valid session and CSRF token from {address} refused",
-                     address=_host(request))
-            return _respond(request, 403, pages.error("Not saved", "This form is out of date or was not sent "
-                                                      "from this site. Open the page again from Messenger."))
-        values = {name: _field(request, name).strip() for name, _, _ in pages.FIELDS}
-        problem = _invalid(values)
-        listed = _field(request, "listed") == "1"
-        if listed and problem is None and not (values["first"] or values["last"]):
-            problem = "A listing needs a first or a last name (the directory is searched by them)."
-        if problem is not None:
-            return _respond(request, 400, pages.error("Not saved", problem))
-        gone: list[bool] = []
-        request.notifyFinish().addErrback(lambda _: gone.append(True))
-        accounts = self.side.accounts
-
-        def write(live: bool) -> "Deferred[Any] | None":
-            if not live:
-                log.info("web: a profile post for {handle}, whose Messenger session has ended, refused",
-                         handle=session.handle)
-                if not gone:
-                    request.write(_respond(request, 403, pages.signed_out()))
-                    request.finish()
-                return None
-            d: Deferred[Any] = (accounts.set_directory(session.handle, values["first"], values["last"],
-                                                       values["city"], values["state"], values["country"])
-                                if listed else accounts.remove_directory(session.handle))
-            return d.addCallback(saved)
-
-        def saved(_: object) -> None:
-            log.info("web: {handle} {what} their directory entry", handle=session.handle,
-                     what="updated" if listed else "removed")
-            if not gone:
-                request.write(_respond(request, 303, pages.page("Saved", "<p>Saved.</p>"), "/profile?saved=1"))
-                request.finish()
-
-        self.side.live(session).addCallback(write).addErrback(self._failed, request, gone, session.handle)
-        return NOT_DONE_YET
-
-    @staticmethod
-    def _failed(failure: Failure, request: Request, gone: list[bool], handle: str) -> None:
-        log_store_failure(log, failure, "web profile of {handle}: the store failed", handle=handle)
-        if not gone:
-            request.write(_respond(request, 503, pages.error("Unavailable", "Please try again in a minute.")))
-            request.finish()
-
-
-def _invalid(values: dict[str, str]) -> str | None:
-    """Why the directory fields cannot be saved, or None."""
-    for name, label, size in pages.FIELDS:
-        value = values[name]
-        if len(value) > size or not value.isprintable():
-            return f"{label}: at most {size} printable characters."
-        if size == 8 and value and not (value.isascii() and value.isalpha()):
-            return f"{label}: letters only."
-    return None
 
 
 class WebRoot(Resource):
