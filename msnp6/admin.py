@@ -23,15 +23,13 @@ from .bus.memory import MemoryBus
 from .paths import default_db_url, default_key_file
 from .refusal import database_reason
 from .services import AccountService, NoSuchAccount
-from .services.accounts import MAX_REASON, valid_reason
+from .services.accounts import MAX_REASON, password_problem, valid_reason
 from .store import rotation
 from .store.engine import make_engine
 from .store.schema import SchemaNotAtHead, open_database, schema_state, upgrade
 from .store.sealing import key_for
 from .store.store import DirectStore, DuplicateHandle
 from .wire.names import MAX_ENCODED_NAME_BYTES, encode_name, is_valid_handle, normalize_handle
-
-MAX_PASSWORD = 128
 
 T = TypeVar("T")
 
@@ -148,10 +146,9 @@ def _read_password(handle: str) -> str:
         password = first
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    if not password:
-        raise AdminError("the password is empty")
-    if len(password) > MAX_PASSWORD or any(ord(c) < 0x20 for c in password):
-        raise AdminError(f"the password must be at most {MAX_PASSWORD} printable characters")
+    problem = password_problem(password)
+    if problem is not None:
+        raise AdminError(problem)
     return password
 
 

@@ -61,3 +61,9 @@ def web_login_ok(account: str, address: str) -> None:
     """A browser signed in on the web side (md5auth.srf) for ``account``'s online session."""
     log.info("audit: web login ok {account} from {address}", audit="web_login_ok", account=_safe(account),
              address=address)
+
+
+def password_changed(account: str, address: str) -> None:
+    """``account`` changed their password on the web side (the old one given again)."""
+    log.info("audit: password changed {account} from {address}", audit="password_changed",
+             account=_safe(account), address=address)

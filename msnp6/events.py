@@ -84,6 +84,17 @@ class SignedInElsewhere:
 
 
 @attrs.frozen(slots=True)
+class OwnPropertyChanged:
+    """The recipient's own phone number or MOB flag, changed outside their Messenger session (the
+    web side's settings page), at their list ``version``."""
+
+    kind: ClassVar[str] = "own-property"
+    key: str
+    value: str | None
+    version: int
+
+
+@attrs.frozen(slots=True)
 class AccountChanged:
     """An operator changed a flag of the recipient's account. ``field`` is ``verified``,
     ``mobile_enabled`` or ``email_enabled``; ``version`` is set when the change bumped the
@@ -140,14 +151,14 @@ class PageArrived:
 Event = (
     PresenceChanged | ReverseListChanged | ContactPhoneChanged | ContactDeleted | NameChanged | Ring
     | SignedInElsewhere | AccountChanged | AccountDeleted | AccountDisabled | SessionKicked | MailArrived
-    | PageArrived
+    | PageArrived | OwnPropertyChanged
 )
 
 EVENT_TYPES: dict[str, type[Any]] = {
     cls.kind: cls
     for cls in (PresenceChanged, ReverseListChanged, ContactPhoneChanged, ContactDeleted, NameChanged, Ring,
                 SignedInElsewhere, AccountChanged, AccountDeleted, AccountDisabled, SessionKicked, MailArrived,
-                PageArrived)
+                PageArrived, OwnPropertyChanged)
 }
 
 

@@ -23,7 +23,7 @@ SAMPLES = [
     ev.Ring(12345678, "127.0.0.1:1865", "1.2.3", BOB, "Bob"), ev.SignedInElsewhere("a.7"),
     ev.AccountChanged("mobile_enabled", True, 9), ev.AccountDeleted(), ev.AccountDisabled(), ev.SessionKicked(),
     ev.MailArrived(2, "B", "b@x", "hi"),
-    ev.PageArrived(BOB, 7, "call me"),
+    ev.PageArrived(BOB, 7, "call me"), ev.OwnPropertyChanged("PHM", "555%200100", 6),
 ]
 
 

@@ -6,7 +6,11 @@ from html.parser import HTMLParser
 
 from twisted.internet.task import Clock
 
+from msnp6.store.records import AccountRecord
 from msnp6.webside import pages
+from msnp6.webside.mailbox import mailbox_page
+from msnp6.webside.mobile import settings_page
+from msnp6.webside.password import password_page
 from msnp6.webside.sessions import ReplayGuard, WebSessions
 from msnp6.wire.directory import Hit
 
@@ -107,3 +111,28 @@ def test_every_page_is_well_formed_and_escapes_what_it_shows():
     check(pages.error("Sign-in refused", hostile))
     for service in pages.ORIGINAL:
         check(pages.not_offered(service, hostile))
+
+
+def test_the_phone_page_is_well_formed_and_shows_numbers_decoded():
+    hostile = "<b>&\"'x@example.com"
+    account = AccountRecord(1, hostile, hostile, True, 3, "AL", "AL", "555%200100", "%22%3E%3Cscript%3E", None,
+                            True, False, False, 0, 0, b"")
+    shown = check(settings_page(hostile, account, "tok\"en", saved=True))
+    assert {"form", "input", "label"} <= shown.seen and hostile in shown.text
+    body = settings_page(hostile, account, "t", saved=False)
+    assert b'value="555 0100"' in body and b"<script>" not in body and b"checked" in body
+
+
+def test_the_password_page_is_well_formed():
+    hostile = "<b>&\"'x@example.com"
+    shown = check(password_page(hostile, "tok\"en", saved=True))
+    assert {"form", "input", "label"} <= shown.seen and hostile in shown.text
+    assert b"changed" not in password_page("a@example.com", "t", saved=False)
+
+
+def test_the_mailbox_page_is_well_formed():
+    hostile = "<b>&\"'x@example.com"
+    account = AccountRecord(1, hostile, hostile, True, 3, "AL", "AL", None, None, None, False, False, False, 4, 2, b"")
+    shown = check(mailbox_page(hostile, account, "tok\"en", cleared=True))
+    assert {"form", "input", "ul", "li"} <= shown.seen and hostile in shown.text
+    assert "Unread in the inbox: 4" in shown.text and "not switched on" in shown.text

@@ -17,9 +17,10 @@ import attrs
 import pytest
 
 from msnp6.notification.services import URL_SERVICES
-from msnp6.testing import MsnpClient, ServerProcess, TwoNodeServer, free_port
+from msnp6.testing import MsnpClient, ServerProcess, TwoNodeServer, free_port, run_admin
 from msnp6.webside.md5auth import local_target
 from msnp6.webside.pages import ORIGINAL
+from msnp6.webside.site import PAGES
 
 #: Few failures lock an account out, so the lock-out test stays short; the address limit is
 #: high, since every test posts from 127.0.0.1.
@@ -28,8 +29,9 @@ ACCOUNT_LIMIT = 3
 
 @pytest.fixture(scope="module")
 def web_server(database, key_file, tmp_path_factory) -> Iterator[ServerProcess]:
+    # The admin port too: msnp6-admin mail notify goes through it.
     proc = ServerProcess(database.url, key_file, tmp_path_factory.mktemp(f"web-{database.backend}"), web=True,
-                         extra_args=["--limit", f"login-account={ACCOUNT_LIMIT}/600",
+                         admin=True, extra_args=["--limit", f"login-account={ACCOUNT_LIMIT}/600",
                                      "--limit", "login-address=1000/600"])
     proc.start()
     yield proc
@@ -69,12 +71,17 @@ class Online:
     login_time: int
 
 
-def online(server: ServerProcess, accounts, password: str = "hunter2") -> Online:
+def online(server: ServerProcess, accounts, password: str = "hunter2", mail: bool = False) -> Online:
+    """A new account, logged in and online; ``mail``: with mail notices on (the initial one read)."""
     handle = accounts.create(password=password)
+    if mail:
+        accounts.store.set_email_enabled(handle, True)
     c = server.client()
     c.auto_challenge = True
     profile = c.login(handle, password)
     assert profile.payload is not None
+    if mail:
+        assert b"Inbox-Unread: 0\r\n" in c.recv().payload
     headers = dict(re.findall(r"^([\w-]+): (.*?)\r$", profile.payload.decode("utf-8"), re.M))
     c.sync(0)
     c.command("CHG {t} NLN")
@@ -107,9 +114,9 @@ def post_login(server: ServerProcess, login_url: str, form: dict[str, str]) -> A
     return request(server.ports["web"], "POST", f"{parts.path}?{parts.query}", form)
 
 
-def sign_in(server: ServerProcess, user: Online) -> tuple[str, Answer]:
-    """The client's way in: URL PROFILE, the post, the redirect followed with the cookie."""
-    redirect, login_url, psid = url_reply(user)
+def sign_in(server: ServerProcess, user: Online, service: str = "PROFILE") -> tuple[str, Answer]:
+    """The client's way in: URL PROFILE (or ``service``), the post, the redirect followed with the cookie."""
+    redirect, login_url, psid = url_reply(user, service)
     answer = post_login(server, login_url, client_form(user, redirect, psid))
     assert answer.status == 302, answer
     cookie = answer.cookie()
@@ -176,18 +183,18 @@ def test_signed_in_profile_edit_is_found_by_fnd(web_server, accounts):
 
 def test_a_mail_service_lands_on_its_honest_page(web_server, accounts):
     user = online(web_server, accounts)
-    redirect, login_url, psid = url_reply(user, "INBOX", None)
+    redirect, login_url, psid = url_reply(user, "COMPOSE", None)
     answer = post_login(web_server, login_url, client_form(user, redirect, psid))
-    assert answer.status == 302 and answer.headers["location"] == "/cgi-bin/HoTMaiL"
-    page = request(web_server.ports["web"], "GET", "/cgi-bin/HoTMaiL", cookie=answer.cookie())
-    assert page.status == 200 and ORIGINAL["INBOX"] in page.body and f"Signed in as {user.handle}" in page.body
+    assert answer.status == 302 and answer.headers["location"] == "/cgi-bin/compose"
+    page = request(web_server.ports["web"], "GET", "/cgi-bin/compose", cookie=answer.cookie())
+    assert page.status == 200 and ORIGINAL["COMPOSE"] in page.body and f"Signed in as {user.handle}" in page.body
 
 
 def test_every_url_service_has_a_page(web_server):
     for name, service in URL_SERVICES.items():
         page = request(web_server.ports["web"], "GET", "/" + service.path.lstrip("/"))
         assert page.status == 200, name
-        if name == "PROFILE":
+        if name in PAGES:
             assert "Not signed in" in page.body
         else:
             assert html.escape(ORIGINAL[name]) in page.body and "does not offer it yet" in page.body, name
@@ -366,3 +373,203 @@ def test_the_web_listener_from_the_environment(database, key_file, tmp_path, acc
         assert request(port, "GET", "/profile").status == 200
     finally:
         proc.stop()
+
+
+# -- the account pages: phone numbers and paging (MOBILE, CHGMOB) -------------------------------
+
+
+def add_to_fl(user: Online, contact: Online) -> list[str]:
+    """``user`` puts ``contact`` on FL (``contact`` allows everyone by default): the lines after the reply."""
+    t, lines = user.client.command(f"ADD {{t}} FL {contact.handle} {contact.handle}")
+    assert lines[0].startswith(f"ADD {t} FL "), lines
+    return lines[1:] + user.client.fence()
+
+
+def phone_form(page: Answer, **values: str) -> dict[str, str]:
+    return {"csrf": csrf_of(page), "phh": "", "phw": "", "phm": "", **values}
+
+
+def test_the_phone_page_goes_through_prp_s_write_path(web_server, accounts):
+    owner = online(web_server, accounts)
+    watcher = online(web_server, accounts)
+    add_to_fl(watcher, owner)
+    owner.client.fence()  # its ADD 0 RL
+    cookie, page = sign_in(web_server, owner, "CHGMOB")
+    assert "Your phone numbers and paging" in page.body and 'value=""' in page.body
+
+    saved = request(web_server.ports["web"], "POST", "/mobile/settings", phone_form(page, phh="555 0100"),
+                    cookie=cookie)
+    assert saved.status == 303 and saved.headers["location"] == "/mobile/settings?saved=1"
+    # The watcher hears of it as of a PRP: a BPR at its own next list version (ADD FL made it 1).
+    bpr = watcher.client.recv_until(lambda r: r.line.startswith("BPR "))
+    assert [r.line for r in bpr] == [f"BPR 2 {owner.handle} PHH 555%200100"]
+    assert watcher.client.fence() == []  # only the changed property moved
+    again = request(web_server.ports["web"], "GET", saved.headers["location"], cookie=cookie)
+    assert 'value="555 0100"' in again.body and "Saved." in again.body
+
+    # The owner's online session follows (the protocol has no line for it): a new watcher's
+    # ADD FL shows the new number, read from that session's record.
+    newcomer = online(web_server, accounts)
+    shown = [line for line in add_to_fl(newcomer, owner) if line.startswith("BPR ")]
+    assert f"BPR 1 {owner.handle} PHH 555%200100" in shown, shown
+
+    # Saving the same values again changes nothing; clearing the number and allowing pages does.
+    page = request(web_server.ports["web"], "GET", "/mobile/settings", cookie=cookie)
+    request(web_server.ports["web"], "POST", "/mobile/settings", phone_form(page, mob="Y"), cookie=cookie)
+    lines = [r.line for r in watcher.client.recv_until(lambda r: r.line.startswith("BPR ") and " MOB " in r.line)]
+    assert lines == [f"BPR 3 {owner.handle} PHH", f"BPR 4 {owner.handle} MOB Y"]
+
+    # And the next login's SYN dump carries what the page saved.
+    owner.client.close()
+    again_online = web_server.client()
+    again_online.login(owner.handle, owner.password)
+    dump = [r.line for r in again_online.sync(0)]
+    assert any(line.startswith("PRP ") and line.endswith(" PHH") for line in dump), dump
+    assert any(line.startswith("PRP ") and line.endswith(" MOB Y") for line in dump), dump
+    again_online.close()
+
+
+@pytest.mark.parametrize("value", ["5" * 96, "%" * 32, "555\t0100"])
+def test_the_phone_page_refuses_what_prp_refuses(web_server, accounts, value):
+    owner = online(web_server, accounts)
+    cookie, page = sign_in(web_server, owner, "CHGMOB")
+    refused = request(web_server.ports["web"], "POST", "/mobile/settings", phone_form(page, phm=value), cookie=cookie)
+    assert refused.status == 400
+    assert 'value=""' in request(web_server.ports["web"], "GET", "/mobile/settings", cookie=cookie).body
+
+
+@pytest.mark.parametrize("token", [None, "wrong"])
+def test_a_phone_post_without_the_csrf_token_changes_nothing(web_server, accounts, token):
+    owner = online(web_server, accounts)
+    cookie, page = sign_in(web_server, owner, "CHGMOB")
+    fields = phone_form(page, phh="555 0100", mob="Y")
+    if token is None:
+        del fields["csrf"]
+    else:
+        fields["csrf"] = token
+    assert request(web_server.ports["web"], "POST", "/mobile/settings", fields, cookie=cookie).status == 403
+    fields["csrf"] = csrf_of(page)  # nor a right token without the session cookie
+    assert request(web_server.ports["web"], "POST", "/mobile/settings", fields).status == 403
+    after = request(web_server.ports["web"], "GET", "/mobile/settings", cookie=cookie).body
+    assert 'value="555 0100"' not in after and "checked" not in after
+
+
+# -- the account pages: the password ------------------------------------------------------------
+
+
+def password_form(page: Answer, old: str, new: str, again: str | None = None) -> dict[str, str]:
+    return {"csrf": csrf_of(page), "old": old, "new": new, "again": new if again is None else again}
+
+
+def login_code(server: ServerProcess, handle: str, password: str) -> str:
+    """The first word of the server's answer to a protocol login with ``password``."""
+    with server.client() as c:
+        _, answer = c.attempt(handle, password)
+        return answer.line.split()[0]
+
+
+def test_the_password_page_changes_the_login_password(web_server, accounts):
+    user = online(web_server, accounts)
+    cookie, page = sign_in(web_server, user, "PASSWORD")
+    assert "Change your password" in page.body and 'type="password"' in page.body
+    saved = request(web_server.ports["web"], "POST", "/password", password_form(page, user.password, "n3w pass"),
+                    cookie=cookie)
+    assert saved.status == 303 and saved.headers["location"] == "/password?saved=1"
+    assert f"audit: password changed {user.handle} from 127.0.0.1:" in web_server.log()
+    assert "n3w pass" not in web_server.log()
+    assert login_code(web_server, user.handle, "n3w pass") == "USR"
+    assert login_code(web_server, user.handle, user.password) == "911"
+
+
+def test_a_wrong_old_password_is_a_failed_sign_in(web_server, accounts):
+    user = online(web_server, accounts)
+    cookie, page = sign_in(web_server, user, "PASSWORD")
+    refused = request(web_server.ports["web"], "POST", "/password", password_form(page, "guess", "n3w pass"),
+                      cookie=cookie)
+    assert refused.status == 403 and "current password is wrong" in refused.body
+    assert audit_reasons(web_server, user.handle) == ["web_wrong_password"]
+    # Counted toward the account's login limit: with it used up, even the right password waits,
+    # on the page and at a protocol login alike.
+    for _ in range(ACCOUNT_LIMIT - 1):
+        request(web_server.ports["web"], "POST", "/password", password_form(page, "guess", "n3w pass"), cookie=cookie)
+    locked = request(web_server.ports["web"], "POST", "/password", password_form(page, user.password, "n3w pass"),
+                     cookie=cookie)
+    assert locked.status == 403 and "Too many wrong passwords" in locked.body
+    assert audit_reasons(web_server, user.handle) == ["web_wrong_password"] * ACCOUNT_LIMIT + ["locked_out"]
+    assert login_code(web_server, user.handle, user.password) != "USR"
+    assert login_code(web_server, user.handle, "n3w pass") != "USR"
+
+
+@pytest.mark.parametrize(("new", "again"), [("n3w pass", "n3w pas"), ("", ""), ("x" * 129, None), ("a\tb", None)])
+def test_the_password_page_keeps_admin_s_rules(web_server, accounts, new, again):
+    user = online(web_server, accounts)
+    cookie, page = sign_in(web_server, user, "PASSWORD")
+    refused = request(web_server.ports["web"], "POST", "/password", password_form(page, user.password, new, again),
+                      cookie=cookie)
+    assert refused.status == 400
+    assert login_code(web_server, user.handle, user.password) == "USR"
+
+
+@pytest.mark.parametrize("token", [None, "wrong"])
+def test_a_password_post_without_the_csrf_token_changes_nothing(web_server, accounts, token):
+    user = online(web_server, accounts)
+    cookie, page = sign_in(web_server, user, "PASSWORD")
+    fields = password_form(page, user.password, "n3w pass")
+    if token is None:
+        del fields["csrf"]
+    else:
+        fields["csrf"] = token
+    assert request(web_server.ports["web"], "POST", "/password", fields, cookie=cookie).status == 403
+    fields["csrf"] = csrf_of(page)  # nor a right token without the session cookie
+    assert request(web_server.ports["web"], "POST", "/password", fields).status == 403
+    assert login_code(web_server, user.handle, "n3w pass") == "911"
+
+
+# -- the account pages: the unread mail counts (INBOX, FOLDERS) ----------------------------------
+
+
+def mail_notify(server: ServerProcess, database, key_file, user: Online) -> None:
+    """One operator's mail notice for ``user``, and the new-mail MSG it brings their session."""
+    r = run_admin(["mail", "notify", user.handle, "--from", "Bob", "--from-addr", "bob@example.com", "--subject", "Hi",
+                   "--admin-url", f"http://127.0.0.1:{server.ports['admin']}",
+                   "--admin-token-file", str(server.admin_token_file)], database.url, key_file)
+    assert r.returncode == 0, r.stderr
+    notice = user.client.recv_until(lambda reply: reply.line.startswith("MSG Hotmail"))[-1]
+    assert b"text/x-msmsgsemailnotification" in (notice.payload or b"")
+
+
+def unread_of(page: Answer) -> tuple[int, int]:
+    found = re.search(r"Unread in the inbox: (\d+)</li>\n<li>Unread in other folders: (\d+)<", page.body)
+    assert found is not None, page.body
+    return int(found.group(1)), int(found.group(2))
+
+
+def test_the_mailbox_page_shows_the_counts_and_marks_them_read(web_server, accounts, database, key_file):
+    user = online(web_server, accounts, mail=True)
+    mail_notify(web_server, database, key_file, user)
+    cookie, page = sign_in(web_server, user, "INBOX")
+    assert unread_of(page) == (1, 0)
+    assert unread_of(request(web_server.ports["web"], "GET", "/cgi-bin/folders", cookie=cookie)) == (1, 0)
+
+    cleared = request(web_server.ports["web"], "POST", "/cgi-bin/HoTMaiL", {"csrf": csrf_of(page)}, cookie=cookie)
+    assert cleared.status == 303 and cleared.headers["location"] == "/cgi-bin/HoTMaiL?cleared=1"
+    after = request(web_server.ports["web"], "GET", cleared.headers["location"], cookie=cookie)
+    assert unread_of(after) == (0, 0) and "Marked as read." in after.body
+    # The protocol has no notice for a count that went down (the active-mail notice is
+    # unconfirmed for MSNP6): the session hears nothing, and the next login shows 0.
+    assert user.client.fence() == []
+    user.client.close()
+    with web_server.client() as again:
+        again.login(user.handle, user.password)
+        assert b"Inbox-Unread: 0\r\nFolders-Unread: 0\r\n" in (again.recv().payload or b"")
+
+
+@pytest.mark.parametrize("token", [None, "wrong"])
+def test_a_mailbox_post_without_the_csrf_token_changes_nothing(web_server, accounts, database, key_file, token):
+    user = online(web_server, accounts, mail=True)
+    mail_notify(web_server, database, key_file, user)
+    cookie, page = sign_in(web_server, user, "INBOX")
+    fields = {} if token is None else {"csrf": token}
+    assert request(web_server.ports["web"], "POST", "/cgi-bin/HoTMaiL", fields, cookie=cookie).status == 403
+    assert request(web_server.ports["web"], "POST", "/cgi-bin/HoTMaiL", {"csrf": csrf_of(page)}).status == 403
+    assert unread_of(request(web_server.ports["web"], "GET", "/cgi-bin/HoTMaiL", cookie=cookie)) == (1, 0)

@@ -81,6 +81,15 @@ def _contact_phone(conn: "NotificationProtocol", e: ev.ContactPhoneChanged) -> N
     conn.stream.apply(e.version, remember)
 
 
+def _own_property(conn: "NotificationProtocol", e: ev.OwnPropertyChanged) -> None:
+    # Changed on the web side. The protocol has no line for the owner's own property changed
+    # elsewhere (as for an operator's MBE change): the session's memory and its directory record
+    # follow, so new watchers' BPR lines and the next SYN show the new value.
+    key, value = e.key, e.value
+    conn.stream.apply(e.version, lambda s: s.set_property(key, value))
+    conn.publish_record()
+
+
 def _contact_deleted(conn: "NotificationProtocol", e: ev.ContactDeleted) -> None:
     state = conn.state
     assert state is not None
@@ -171,6 +180,7 @@ _HANDLERS: dict[type[Any], Callable[[Any, Any], None]] = {
     ev.PresenceChanged: _presence,
     ev.ReverseListChanged: _reverse_list,
     ev.ContactPhoneChanged: _contact_phone,
+    ev.OwnPropertyChanged: _own_property,
     ev.ContactDeleted: _contact_deleted,
     ev.NameChanged: _name,
     ev.Ring: _ring,

@@ -11,6 +11,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from ..directory.record import PresenceRecord
+from ..services.lists import SETTABLE_PROPERTIES, valid_property
 from ..store.records import ContactInfo
 from ..store.store import ListChange, ListRefused
 from ..wire import sync
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
     from .protocol import NotificationProtocol
 
 EDITABLE_LISTS = frozenset({"FL", "AL", "BL"})
-SETTABLE_PROPERTIES = frozenset({"PHH", "PHW", "PHM", "MOB"})
-MAX_PHONE_BYTES = 95
 
 
 def _refused(failure: Failure) -> None:
@@ -285,23 +284,16 @@ def handle_prp(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     if key not in SETTABLE_PROPERTIES:
         raise ProtocolError(ErrorCode.NOT_EXPECTED)
     value: str | None = command.args[1] if len(command.args) > 1 else None
-    if key == "MOB":
-        if value not in ("Y", "N"):
+    if not valid_property(key, value):
+        if key == "MOB":
             raise ProtocolError(ErrorCode.INVALID_PARAMETER)
-    elif value is not None and len(value.encode()) > MAX_PHONE_BYTES:
         raise Disconnect("PRP value too long")
     state = _state(conn)
     watchers = [w for w in state.lists["RL"] if state.allows(w)]
     shown = (value,) if value else ()
 
-    def remember(s: SessionState) -> None:
-        if key == "MOB":
-            s.mobile_allowed = value == "Y"
-        else:
-            s.phones[key] = value
-
     def changed(version: int) -> None:
-        conn.stream.apply(version, remember, own=True)
+        conn.stream.apply(version, lambda s: s.set_property(key, value), own=True)
         conn.send("PRP", trid, version, key, *shown)
         conn.publish_record()
 

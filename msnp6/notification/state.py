@@ -43,6 +43,13 @@ class SessionState:
             loaded_version=a.list_version,
         )
 
+    def set_property(self, key: str, value: str | None) -> None:
+        """A ``PRP`` property changed (by this session, or on the web side)."""
+        if key == "MOB":
+            self.mobile_allowed = value == "Y"
+        else:
+            self.phones[key] = value
+
     def allows(self, viewer: str) -> bool:
         """Whether this user's privacy lets ``viewer`` see and reach them."""
         return allows(viewer, self.blp, self.lists["AL"], self.lists["BL"])

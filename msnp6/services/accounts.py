@@ -12,6 +12,8 @@ from ..store.records import AccountRecord
 
 #: The longest disable reason kept (``msnp6-admin user show`` prints it).
 MAX_REASON = 200
+#: The longest password msnp6-admin and the web side's password page accept.
+MAX_PASSWORD = 128
 
 
 class NoSuchAccount(LookupError):
@@ -21,6 +23,15 @@ class NoSuchAccount(LookupError):
 def valid_reason(text: str) -> bool:
     """A disable reason: at most ``MAX_REASON`` printable characters (one line in the output)."""
     return len(text) <= MAX_REASON and text.isprintable()
+
+
+def password_problem(password: str) -> str | None:
+    """Why ``password`` cannot be set (msnp6-admin and the web side alike), or None."""
+    if not password:
+        return "the password is empty"
+    if len(password) > MAX_PASSWORD or any(ord(c) < 0x20 for c in password):
+        return f"the password must be at most {MAX_PASSWORD} printable characters"
+    return None
 
 
 def _found(handle: str, found: object) -> None:
@@ -107,6 +118,12 @@ class AccountService:
             return unread
 
         return self.store.add_unread_mail(handle).addCallback(counted)
+
+    def clear_unread_mail(self, handle: str) -> "Deferred[None]":
+        """Every unread message counted as read (the web side's mailbox page). No event: the
+        protocol has no notice for a count that went down (notification.md 4.5: the
+        active-mail notice is unconfirmed for MSNP6); the next login's initial notice shows it."""
+        return self.store.clear_unread_mail(handle).addCallback(lambda found: _found(handle, found))
 
     def set_directory(self, handle: str, first: str, last: str, city: str, state: str,
                       country: str) -> "Deferred[None]":

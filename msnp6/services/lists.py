@@ -7,13 +7,26 @@ from typing import TYPE_CHECKING
 from twisted.internet.defer import Deferred
 
 from ..bus.interface import Bus
-from ..events import ContactPhoneChanged, NameChanged, ReverseListChanged
+from ..events import ContactPhoneChanged, NameChanged, OwnPropertyChanged, ReverseListChanged
 from ..store.interface import StoreAPI
 from ..store.store import ListChange
 from .actor import Actor
 
 if TYPE_CHECKING:
     from ..core.realm import Config
+
+#: The properties ``PRP`` (and the web side's settings page) may set, and a phone number's longest
+#: wire form (notification.md 4.14: 95 encoded bytes).
+SETTABLE_PROPERTIES = frozenset({"PHH", "PHW", "PHM", "MOB"})
+MAX_PHONE_BYTES = 95
+
+
+def valid_property(key: str, value: str | None) -> bool:
+    """``value`` (wire form, None to clear) may be stored under ``key``: MOB is Y or N, a phone
+    number at most ``MAX_PHONE_BYTES`` encoded bytes."""
+    if key == "MOB":
+        return value in ("Y", "N")
+    return key in SETTABLE_PROPERTIES and (value is None or len(value.encode()) <= MAX_PHONE_BYTES)
 
 
 class ListService:
@@ -56,12 +69,16 @@ class ListService:
     def rename_contact(self, actor: Actor, contact: str, name: str) -> "Deferred[int]":
         return self.store.rename_contact(actor.account_id, contact, name)
 
-    def set_property(self, actor: Actor, key: str, value: str | None, watchers: list[str]) -> "Deferred[int]":
+    def set_property(self, actor: Actor, key: str, value: str | None, watchers: list[str],
+                     elsewhere: bool = False) -> "Deferred[int]":
         """A phone number or the MOB flag. ``watchers``: who is shown it (their BPR lines move,
-        and so do their list versions)."""
+        and so do their list versions). ``elsewhere``: made outside the actor's Messenger session
+        (the web side), so an online session of theirs is told too."""
 
         def changed(result: tuple[int, dict[str, int]]) -> int:
             version, bumped = result
+            if elsewhere:
+                self.bus.publish([actor.handle], OwnPropertyChanged(key, value, version))
             for watcher, watcher_version in bumped.items():
                 self.bus.publish([watcher], ContactPhoneChanged(actor.handle, key, value, watcher_version))
             return version

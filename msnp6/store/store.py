@@ -215,6 +215,11 @@ class StoreCore:
             ).first()
         return int(row[0]) if row is not None else None
 
+    def clear_unread_mail(self, handle: str) -> bool:
+        """Inbox and folders unread counts back to 0 (the web side's "mark all read"); False: no
+        such account."""
+        return self._update_account(handle, inbox_unread=0, folders_unread=0)
+
     # -- invitations and the member directory --------------------------------------------------
 
     def record_invitation(self, sender: str, recipient: str, lcid: str, sender_name: str, body: str) -> None:
@@ -669,6 +674,9 @@ class Store:
 
     def add_unread_mail(self, handle: str) -> "Deferred[int | None]":
         return self.run(self.core.add_unread_mail, handle)
+
+    def clear_unread_mail(self, handle: str) -> "Deferred[bool]":
+        return self.run(self.core.clear_unread_mail, handle)
 
     def note_logins(self, account_ids: list[int], when: datetime) -> "Deferred[None]":
         return self.run(self.core.note_logins, account_ids, when)

@@ -48,6 +48,9 @@ def index(handle: str | None) -> bytes:
     who = f"<p>Signed in as {e(handle)}.</p>" if handle else (
         "<p>Not signed in. Messenger signs you in when you open one of its menu items.</p>")
     return page("Messenger services", who + "\n<ul>\n<li><a href=\"/profile\">Your member-directory entry</a></li>\n"
+                "<li><a href=\"/mobile/settings\">Your phone numbers and paging</a></li>\n"
+                "<li><a href=\"/password\">Change your password</a></li>\n"
+                "<li><a href=\"/cgi-bin/HoTMaiL\">Your unread mail counts</a></li>\n"
                 "</ul>")
 
 

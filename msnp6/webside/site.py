@@ -1,8 +1,9 @@
-"""The web listener's resource tree: ``/ppsecure/md5auth.srf`` (sign-in), ``/profile`` (the
-member-directory entry) and an honest page for every other path a ``URL`` reply names."""
+"""The web listener's resource tree: ``/ppsecure/md5auth.srf`` (sign-in), the account pages
+(``PAGES``: each in its own module) and an honest page for every other path a ``URL`` reply names."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -19,49 +20,22 @@ from ..directory.record import PresenceRecord
 from ..services.accounts import AccountService
 from ..store.faults import log_store_failure
 from ..store.records import AccountRecord
-from ..wire.directory import Hit
 from ..wire.names import is_valid_handle, normalize_handle
 from . import pages
+from .http import field as _field
+from .http import host as _host
+from .http import peer as _peer
+from .http import respond as _respond
+from .mailbox import Mailbox
 from .md5auth import SL_SKEW, Post, local_target, why_refused
+from .mobile import MobileSettings
+from .password import ChangePassword
+from .profile import Profile
 from .sessions import ReplayGuard, WebSession, WebSessions
 
 log = Logger()
 
 COOKIE = b"msnp6_web"
-
-#: Sent with every page: no framing, no script, forms only back to this site.
-HEADERS = {
-    b"content-type": b"text/html; charset=utf-8",
-    b"cache-control": b"no-store",
-    b"x-content-type-options": b"nosniff",
-    b"x-frame-options": b"DENY",
-    b"referrer-policy": b"same-origin",
-    b"content-security-policy": b"default-src 'none'; form-action 'self'; frame-ancestors 'none'",
-}
-
-
-def _field(request: Request, name: str) -> str:
-    values = (request.args or {}).get(name.encode("ascii"))
-    return values[0].decode("utf-8", "replace") if values else ""
-
-
-def _host(request: Request) -> str:
-    return str(getattr(request.getClientAddress(), "host", "?"))
-
-
-def _peer(request: Request) -> str:
-    address = request.getClientAddress()
-    return f"{getattr(address, 'host', '?')}:{getattr(address, 'port', '?')}"
-
-
-def _respond(request: Request, code: int, body: bytes, location: str | None = None) -> bytes:
-    request.setResponseCode(code)
-    for name, value in HEADERS.items():
-        request.setHeader(name, value)
-    if location is not None:
-        request.setHeader(b"location", location.encode("ascii"))
-    return body
-
 
 class WebSide:
     """What every page shares: the realm, the sessions, the replay guard, the write path."""
@@ -72,6 +46,7 @@ class WebSide:
         # A used post stays refused for as long as its sl could still pass the skew check.
         self.replays = ReplayGuard(realm.clock, 2 * SL_SKEW)
         self.accounts = AccountService(realm.store, realm.bus, realm.key)
+        self.lists = realm.services.lists  # the one write path PRP uses too
 
     def session(self, request: Request) -> WebSession | None:
         cookie = request.getCookie(COOKIE)
@@ -81,6 +56,16 @@ class WebSide:
         """Is the Messenger session that signed this web session in still online?"""
         return self.realm.directory.get(session.handle).addCallback(
             lambda record: record is not None and hmac.compare_digest(record.mspauth.encode(), session.mspauth.encode()))
+
+    def password_of(self, account: AccountRecord | None) -> str | None:
+        """The account's password, unsealed; None without an account or a key that opens it."""
+        if account is None:
+            return None
+        try:
+            return str(self.realm.key.unseal(account.handle, account.credential))
+        except (SealedWithOtherKey, InvalidTag):
+            log.error("credential of {handle} was sealed with another server key", handle=account.handle)
+            return None
 
     def start_session(self, request: Request, handle: str, mspauth: str) -> None:
         session_id, _ = self.sessions.create(handle, mspauth)
@@ -155,7 +140,7 @@ class Md5Auth(Resource):
                 audit.login_failed(handle, _peer(request), 403, "locked_out" if over == ACCOUNT else "rate_limited")
                 self._finish(request, gone, 403, self._forbidden_page())
                 return
-            reason = why_refused(post, record, account, self._password(account), realm.clock.seconds())
+            reason = why_refused(post, record, account, self.side.password_of(account), realm.clock.seconds())
             if reason is None and self.side.replays.seen(post.handle, post.auth, post.sl, post.creds):
                 reason = "web_replay"
             if reason is not None:
@@ -179,15 +164,6 @@ class Md5Auth(Resource):
         looked_up.addCallback(decide).addErrback(failed)
         return NOT_DONE_YET
 
-    def _password(self, account: AccountRecord | None) -> str | None:
-        if account is None:
-            return None
-        try:
-            return str(self.side.realm.key.unseal(account.handle, account.credential))
-        except (SealedWithOtherKey, InvalidTag):
-            log.error("credential of {handle} was sealed with another server key", handle=account.handle)
-            return None
-
     def _refuse(self, request: Request, handle: str, address: str, reason: str) -> None:
         realm = self.side.realm
         realm.windows.login_failed(handle, address)
@@ -208,101 +184,6 @@ class Md5Auth(Resource):
             return
         request.write(_respond(request, code, body, location))
         request.finish()
-
-
-class Profile(Resource):
-    """``/profile``: the member-directory entry (what FND searches), through AccountService."""
-
-    isLeaf = True
-
-    def __init__(self, side: WebSide) -> None:
-        super().__init__()
-        self.side = side
-
-    def render_GET(self, request: Request) -> Any:
-        session = self.side.session(request)
-        if session is None:
-            return _respond(request, 200, pages.signed_out())
-        gone: list[bool] = []
-        request.notifyFinish().addErrback(lambda _: gone.append(True))
-        saved = _field(request, "saved") == "1"
-
-        def read(live: bool) -> "Deferred[None] | None":
-            if not live:
-                if not gone:
-                    request.write(_respond(request, 200, pages.signed_out()))
-                    request.finish()
-                return None
-            return self.side.realm.store.directory_entry(session.handle).addCallback(show)
-
-        def show(entry: Hit | None) -> None:
-            if not gone:
-                request.write(_respond(request, 200, pages.profile(session.handle, entry, session.csrf, saved)))
-                request.finish()
-
-        d = self.side.live(session).addCallback(read)
-        d.addErrback(self._failed, request, gone, session.handle)
-        return NOT_DONE_YET
-
-    def render_POST(self, request: Request) -> Any:
-        session = self.side.session(request)
-        token = _field(request, "csrf")
-        if session is None or not hmac.compare_digest(token.encode(), session.csrf.encode()):
-            log.info("web: a profile post without a valid session and CSRF token from {address} refused",
-                     address=_host(request))
-            return _respond(request, 403, pages.error("Not saved", "This form is out of date or was not sent "
-                                                      "from this site. Open the page again from Messenger."))
-        values = {name: _field(request, name).strip() for name, _, _ in pages.FIELDS}
-        problem = _invalid(values)
-        listed = _field(request, "listed") == "1"
-        if listed and problem is None and not (values["first"] or values["last"]):
-            problem = "A listing needs a first or a last name (the directory is searched by them)."
-        if problem is not None:
-            return _respond(request, 400, pages.error("Not saved", problem))
-        gone: list[bool] = []
-        request.notifyFinish().addErrback(lambda _: gone.append(True))
-        accounts = self.side.accounts
-
-        def write(live: bool) -> "Deferred[Any] | None":
-            if not live:
-                log.info("web: a profile post for {handle}, whose Messenger session has ended, refused",
-                         handle=session.handle)
-                if not gone:
-                    request.write(_respond(request, 403, pages.signed_out()))
-                    request.finish()
-                return None
-            d: Deferred[Any] = (accounts.set_directory(session.handle, values["first"], values["last"],
-                                                       values["city"], values["state"], values["country"])
-                                if listed else accounts.remove_directory(session.handle))
-            return d.addCallback(saved)
-
-        def saved(_: object) -> None:
-            log.info("web: {handle} {what} their directory entry", handle=session.handle,
-                     what="updated" if listed else "removed")
-            if not gone:
-                request.write(_respond(request, 303, pages.page("Saved", "<p>Saved.</p>"), "/profile?saved=1"))
-                request.finish()
-
-        self.side.live(session).addCallback(write).addErrback(self._failed, request, gone, session.handle)
-        return NOT_DONE_YET
-
-    @staticmethod
-    def _failed(failure: Failure, request: Request, gone: list[bool], handle: str) -> None:
-        log_store_failure(log, failure, "web profile of {handle}: the store failed", handle=handle)
-        if not gone:
-            request.write(_respond(request, 503, pages.error("Unavailable", "Please try again in a minute.")))
-            request.finish()
-
-
-def _invalid(values: dict[str, str]) -> str | None:
-    """Why the directory fields cannot be saved, or None."""
-    for name, label, size in pages.FIELDS:
-        value = values[name]
-        if len(value) > size or not value.isprintable():
-            return f"{label}: at most {size} printable characters."
-        if size == 8 and value and not (value.isascii() and value.isalpha()):
-            return f"{label}: letters only."
-    return None
 
 
 class WebRoot(Resource):
@@ -341,12 +222,20 @@ def _put(root: Resource, path: str, resource: Resource) -> None:
     node.putChild(leaf.encode(), resource)
 
 
+#: The services with a page of their own; every other one gets its honest NotOffered page.
+PAGES: dict[str, Callable[[WebSide], Resource]] = {
+    "PROFILE": Profile, "MOBILE": MobileSettings, "CHGMOB": MobileSettings, "PASSWORD": ChangePassword,
+    "INBOX": Mailbox, "FOLDERS": Mailbox,
+}
+
+
 def web_site(realm: Any) -> Site:
     side = WebSide(realm)
     root = WebRoot(side)
     _put(root, "ppsecure/md5auth.srf", Md5Auth(side))
     for path, service in pages.service_paths().items():
-        _put(root, path, Profile(side) if service == "PROFILE" else NotOffered(side, service))
+        page = PAGES.get(service)
+        _put(root, path, page(side) if page is not None else NotOffered(side, service))
     site = WebSite(root)
     site.displayTracebacks = False
     return site
