@@ -240,8 +240,8 @@ def test_the_image_exposes_every_port_the_stack_uses(cluster_compose):
 
 
 def test_the_web_base_url_comes_from_env(compose, cluster_compose):
-    """One .env line points every URL reply (and CVR's download page, which the DS may answer)
-    at the public web base (docs/hosting.md)."""
+    """One .env line points every URL reply (and CVR's download page) at the public web base
+    (docs/hosting.md); the DS uses none, but gets the cluster's shared environment."""
     operator = {**STACK_ENV, "MSNP6_WEB_BASE_URL": "https://msn.example.org/"}
     for name in ("msnp6", *CLUSTER_SERVERS):
         service = cluster_compose["services"][name]
