@@ -90,7 +90,8 @@ class Options(usage.Options):
          "memory: (one process) or redis://HOST:PORT/DB (a cluster: nodes share presence, events "
          "and the node registry there) [default: $MSNP6_BUS, else memory:]"],
         ["node", None, None,
-         "This node's name, unique in the cluster [default: $MSNP6_NODE, else PUBLIC-HOST:NS-PORT:SB-PORT]"],
+         "This node's name, unique in the cluster [default: $MSNP6_NODE, else PUBLIC-HOST:NS-PORT:SB-PORT; "
+         "without ns and sb, PUBLIC-HOST:ROLEPORT..., e.g. 127.0.0.1:web8080]"],
         ["roles", None, None,
          "What this process serves, a comma list of ds, ns, sb, web (web needs --web) "
          "[default: $MSNP6_ROLES, else ds,ns,sb, and web too when --web is given]"],
