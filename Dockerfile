@@ -24,8 +24,10 @@ VOLUME /var/lib/msnp6
 WORKDIR /var/lib/msnp6
 USER msnp6
 
-# Dispatch, notification, switchboard, admin HTTP (/healthz, /readyz, /metrics).
-EXPOSE 1863 1864 1865 8180
+# Dispatch, notification, switchboard, the web side (--web), admin HTTP (/healthz, /readyz,
+# /metrics); the second node's and the other admin ports of the cluster profile
+# (docker-compose.yml) after them.
+EXPOSE 1863 1864 1865 8080 8180 1964 1965 8181 8182 8183
 
 # --pidfile= : no pid file (a stale one in the volume would stop the next start).
 CMD ["twistd", "-n", "--pidfile=", "msnp6"]

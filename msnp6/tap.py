@@ -38,6 +38,8 @@ from .webside import web_site
 log = Logger()
 
 DEFAULT_PORTS = {"ds": 1863, "ns": 1864, "sb": 1865}
+#: The roles that speak the protocol (each a listener of DEFAULT_PORTS); ROLES adds ``web``.
+PROTOCOL_ROLES = ("ds", "ns", "sb")
 #: The port a refusal names as an example for each listener (the admin port's: 8180).
 EXAMPLE_PORTS = {**DEFAULT_PORTS, "web": 8080}
 
@@ -54,7 +56,7 @@ ENV_DEFAULTS = {
     "log-format": ("MSNP6_LOG_FORMAT", "text"),
     "bus": ("MSNP6_BUS", "memory:"),
     "node": ("MSNP6_NODE", ""),
-    "roles": ("MSNP6_ROLES", "ds,ns,sb"),
+    "roles": ("MSNP6_ROLES", ""),
     "node-ttl": ("MSNP6_NODE_TTL", "10"),
 }
 #: The environment twin of --limit: ``cal=20/10,rename=5/30``; a --limit for the same name wins.
@@ -88,9 +90,11 @@ class Options(usage.Options):
          "memory: (one process) or redis://HOST:PORT/DB (a cluster: nodes share presence, events "
          "and the node registry there) [default: $MSNP6_BUS, else memory:]"],
         ["node", None, None,
-         "This node's name, unique in the cluster [default: $MSNP6_NODE, else PUBLIC-HOST:NS-PORT:SB-PORT]"],
+         "This node's name, unique in the cluster [default: $MSNP6_NODE, else PUBLIC-HOST:NS-PORT:SB-PORT; "
+         "without ns and sb, PUBLIC-HOST:ROLEPORT..., e.g. 127.0.0.1:web8080]"],
         ["roles", None, None,
-         "What this process serves, a comma list of ds, ns, sb [default: $MSNP6_ROLES, else ds,ns,sb]"],
+         "What this process serves, a comma list of ds, ns, sb, web (web needs --web) "
+         "[default: $MSNP6_ROLES, else ds,ns,sb, and web too when --web is given]"],
         ["node-ttl", None, None,
          "Seconds without a heartbeat after which a node counts as dead (its users go FLN) "
          "[default: $MSNP6_NODE_TTL, else 10]"],
@@ -126,6 +130,7 @@ class Options(usage.Options):
         if not self["db"]:
             self["db"] = default_db_url()
         self["key-file"] = self["key-file"] or str(default_key_file())
+        blank_roles = self["roles"] is not None and not self["roles"].strip()  # --roles "": a mistake
         for name, (variable, default) in ENV_DEFAULTS.items():
             if self[name] is None:
                 self[name] = os.environ.get(variable) or default
@@ -134,7 +139,7 @@ class Options(usage.Options):
                 [*parse_list(os.environ.get(LIMITS_VARIABLE, "")), *self["limit"]])
         except LimitError as e:
             raise usage.UsageError(f"--limit / ${LIMITS_VARIABLE}: {e}") from None
-        self._cluster_options()
+        self._cluster_options(blank_roles)
         if self["store-timeout"] < 0:
             raise usage.UsageError("--store-timeout must be 0 or more")
         if self["log-format"] not in LOGGERS:
@@ -146,12 +151,8 @@ class Options(usage.Options):
             self.parent["logger"] = logger
 
 
-    def _cluster_options(self) -> None:
-        roles = tuple(r.strip() for r in self["roles"].split(",") if r.strip())
-        unknown = sorted(set(roles) - set(ROLES))
-        if not roles or unknown:
-            raise usage.UsageError(f"--roles is a comma list of {', '.join(ROLES)}, not {self['roles']!r}")
-        self["roles"] = tuple(r for r in ROLES if r in roles)
+    def _cluster_options(self, blank_roles: bool = False) -> None:
+        self["roles"] = self._roles(blank_roles)
         try:
             self["node-ttl"] = float(self["node-ttl"])
         except ValueError:
@@ -163,15 +164,43 @@ class Options(usage.Options):
                 parse_redis_url(self["bus"])
             except ValueError as e:
                 raise usage.UsageError(f"--bus is memory: or redis://HOST:PORT/DB: {e}") from None
-        elif self["roles"] != ROLES:
-            raise usage.UsageError("--roles other than ds,ns,sb needs --bus redis://...: "
+        elif set(self["roles"]) - {"web"} != set(PROTOCOL_ROLES):
+            raise usage.UsageError("--roles other than ds,ns,sb (and web) needs --bus redis://...: "
                                    "the roles of one process must meet on a shared bus")
         if not self["node"]:
-            self["node"] = f"{self['public-host']}:{_port_of(self['ns'])}:{_port_of(self['sb'])}"
+            self["node"] = default_node_name(self)
+
+    def _roles(self, blank: bool) -> tuple[str, ...]:
+        """--roles as a tuple in ROLES order. Not given: ds,ns,sb, and web when --web is. Given:
+        exactly those, where web and --web must go together (a web role without a listener
+        would serve nothing; --web without the role is a contradiction, said rather than guessed)."""
+        if not self["roles"].strip() and not blank:
+            return (*PROTOCOL_ROLES, *(("web",) if self["web"] else ()))
+        roles = tuple(r.strip() for r in self["roles"].split(",") if r.strip())
+        unknown = sorted(set(roles) - set(ROLES))
+        if not roles or unknown:
+            raise usage.UsageError(f"--roles is a comma list of {', '.join(ROLES)}, not {self['roles']!r}")
+        if "web" in roles and not self["web"]:
+            raise usage.UsageError("--roles web needs --web ENDPOINT (or $MSNP6_WEB): where the web side listens")
+        if self["web"] and "web" not in roles:
+            raise usage.UsageError(f"--web is given but --roles {','.join(roles)} leaves out web: "
+                                   "add web to --roles, or drop --web")
+        return tuple(r for r in ROLES if r in roles)
 
     @property
     def clustered(self) -> bool:
         return self["bus"] not in ("memory:", "memory")
+
+
+def default_node_name(options: "Options") -> str:
+    """PUBLIC-HOST:NS-PORT:SB-PORT for a process serving ns or sb (as ever); a process serving
+    neither (a DS or the web side alone) is named by its own ports, so that its default name
+    cannot be a notification node's (two processes under one name would drop each other's
+    sessions as those of an earlier run)."""
+    roles = options["roles"]
+    if "ns" in roles or "sb" in roles:
+        return f"{options['public-host']}:{_port_of(options['ns'])}:{_port_of(options['sb'])}"
+    return ":".join([options["public-host"], *(f"{r}{_port_of(options[r])}" for r in roles)])
 
 
 def _port_of(description: str) -> str:
@@ -364,6 +393,18 @@ def check_endpoints(listeners: dict[str, str], reactor: Any) -> None:
                               f"tcp:{EXAMPLE_PORTS.get(name, 8180)}: {e}") from None
 
 
+def warn_without_web_base(options: Options) -> None:
+    """A cluster node that answers URL but does not serve the web side itself, without
+    --web-base-url: its URL replies name http://PUBLIC-HOST/, right only if a reverse proxy
+    serves the web role there. Whether one does cannot be told from here (the web role may run
+    on another machine, start later, or not at all), so this is said once, not refused."""
+    if options.clustered and "ns" in options["roles"] and "web" not in options["roles"] \
+            and not options["web-base-url"]:
+        log.warn("URL replies point at http://{host}/ (no --web-base-url, and this node does not serve "
+                 "the web side): set --web-base-url / $MSNP6_WEB_BASE_URL to the web role's public base",
+                 host=options["public-host"])
+
+
 def makeService(options: Options) -> service.MultiService:
     from twisted.internet import reactor
 
@@ -372,6 +413,7 @@ def makeService(options: Options) -> service.MultiService:
         listeners = {name: options[name] for name in DEFAULT_PORTS if name in options["roles"]}
         check_endpoints({**listeners, "admin": options["admin"], "web": options["web"]}, reactor)
         realm, member = make_realm(options, reactor)
+        warn_without_web_base(options)
         top = Guarded()
         service_tree(options, realm.store, [(realm, listeners)], reactor, member).setServiceParent(top)
         return top

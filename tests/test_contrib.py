@@ -8,6 +8,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ UNIT = ROOT / "contrib" / "systemd" / "msnp6.service"
 ENV_FILE = ROOT / "contrib" / "systemd" / "msnp6.env"
 LOGROTATE = ROOT / "contrib" / "logrotate" / "msnp6"
 INSTALLED_BIN = "/opt/msnp6/bin/"
-LISTENERS = {"MSNP6_DS": "ds", "MSNP6_NS": "ns", "MSNP6_SB": "sb", "MSNP6_ADMIN": "admin"}
+LISTENERS = {"MSNP6_DS": "ds", "MSNP6_NS": "ns", "MSNP6_SB": "sb", "MSNP6_WEB": "web", "MSNP6_ADMIN": "admin"}
 
 
 def unit_entries(text: str) -> dict[str, dict[str, list[str]]]:
@@ -111,6 +112,10 @@ def test_the_env_file_names_real_settings():
     assert set(settings) <= known
     assert "@" not in settings["MSNP6_DB"].partition("://")[2].partition("@")[0].partition(":")[2]  # no password
     assert settings["MSNP6_ADMIN_URL"] == f"http://127.0.0.1:{settings['MSNP6_ADMIN'].split(':')[1]}"
+    # The web side on loopback behind the TLS proxy of docs/hosting.md: an https base, so its
+    # cookie gets Secure.
+    assert settings["MSNP6_WEB"].endswith(":interface=127.0.0.1")
+    assert settings["MSNP6_WEB_BASE_URL"].startswith("https://")
 
 
 class UnitServer(ServerProcess):
@@ -173,6 +178,9 @@ def test_the_unit_commands_migrate_and_serve_a_login(unit, pg_schema_url, tmp_pa
         with server.client("ns") as ns:
             ns.login("erin@example.com", "pw")
         assert ready(server.ports["admin"])[0] == 200
+        # The web side listens too (Messenger posts its sign-in form here; a GET gets a page saying so).
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.ports['web']}/n2p/account", timeout=10) as page:
+            assert page.status == 200 and page.read().startswith(b"<!DOCTYPE html>")
     finally:
         code = server.stop()
     assert code == 0

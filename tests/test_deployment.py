@@ -16,19 +16,24 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from test_web_side_e2e import Online, client_form, request, url_reply
 
 from msnp6.testing import MsnpClient, RedisServerProcess, ServerProcess, _bin
 from msnp6.testing_cluster import ready
 
 ROOT = Path(__file__).resolve().parents[1]
-LISTENERS = {"MSNP6_DS": "ds", "MSNP6_NS": "ns", "MSNP6_SB": "sb", "MSNP6_ADMIN": "admin"}
+LISTENERS = {"MSNP6_DS": "ds", "MSNP6_NS": "ns", "MSNP6_SB": "sb", "MSNP6_WEB": "web", "MSNP6_ADMIN": "admin"}
 SINGLE = {"postgres", "migrate", "msnp6"}
-CLUSTER = {"postgres", "migrate", "redis", "ds", "node-a", "node-b"}
+CLUSTER = {"postgres", "migrate", "redis", "ds", "node-a", "node-b", "web"}
 #: The cluster's msnp6 processes, and the listeners each one must have (and only those).
-CLUSTER_SERVERS = {"ds": {"ds", "admin"}, "node-a": {"ns", "sb", "admin"}, "node-b": {"ns", "sb", "admin"}}
+CLUSTER_SERVERS = {"ds": {"ds", "admin"}, "node-a": {"ns", "sb", "admin"}, "node-b": {"ns", "sb", "admin"},
+                   "web": {"web", "admin"}}
+#: What the stack's MSNP6_WEB_BASE_URL is when .env does not set it.
+DEFAULT_WEB_BASE = "http://localhost:8080/"
 
 
 # -- reading the files ---------------------------------------------------------------------------
@@ -219,6 +224,29 @@ def test_ports_match_the_listeners(compose):
     assert ports[admin] == ("127.0.0.1", admin)  # no authentication: loopback only
     assert admin in exposed
     assert [port_of(env[v]) for v in ("MSNP6_DS", "MSNP6_NS", "MSNP6_SB")] == [1863, 1864, 1865]
+    # The web side, published for browsers (or a reverse proxy on the host), at the base URL
+    # replies name by default.
+    web = port_of(env["MSNP6_WEB"])
+    assert ports[web] == ("", web) and web in exposed
+    assert env["MSNP6_WEB_BASE_URL"] == DEFAULT_WEB_BASE == f"http://localhost:{web}/"
+    assert set(ports) == {port_of(env[v]) for v in LISTENERS}
+
+
+def test_the_image_exposes_every_port_the_stack_uses(cluster_compose):
+    exposed = {int(p) for args in docker_instructions("EXPOSE") for p in args.split()}
+    used = {port for service in cluster_compose["services"].values()
+            if service.get("image") == "msnp6:local" and service.get("ports") for port in published(service)}
+    assert used == exposed
+
+
+def test_the_web_base_url_comes_from_env(compose, cluster_compose):
+    """One .env line points every URL reply (and CVR's download page) at the public web base
+    (docs/hosting.md); the DS uses none, but gets the cluster's shared environment."""
+    operator = {**STACK_ENV, "MSNP6_WEB_BASE_URL": "https://msn.example.org/"}
+    for name in ("msnp6", *CLUSTER_SERVERS):
+        service = cluster_compose["services"][name]
+        assert service_env(service)["MSNP6_WEB_BASE_URL"] == DEFAULT_WEB_BASE, name
+        assert service_env(service, operator)["MSNP6_WEB_BASE_URL"] == "https://msn.example.org/", name
 
 
 def test_healthcheck_asks_the_admin_port(compose):
@@ -296,6 +324,7 @@ def test_cluster_dependencies_exist_and_wait_for_health(cluster_compose):
              "migrate": {"condition": "service_completed_successfully"},
              "redis": {"condition": "service_healthy"}}
     assert services["ds"]["depends_on"] == ready
+    assert services["web"]["depends_on"] == ready  # it needs no node: it is ready without one
     for node in ("node-a", "node-b"):
         # Started, not healthy: the DS is ready only once a notification node is live.
         assert services[node]["depends_on"] == {**ready, "ds": {"condition": "service_started"}}
@@ -463,6 +492,8 @@ def test_the_stack_commands_migrate_and_serve_a_login(compose, pg_schema_url, tm
     add_user(env, "erin@example.com")
 
     server = ComposeServer(compose, env, tmp_path / "run")
+    assert env["MSNP6_WEB_BASE_URL"] == DEFAULT_WEB_BASE  # what replies name unless .env says
+    server.env["MSNP6_WEB_BASE_URL"] = f"http://127.0.0.1:{server.ports['web']}/"  # this machine's
     server.start()
     try:
         with MsnpClient("127.0.0.1", server.ports["ds"]) as ds:
@@ -471,7 +502,11 @@ def test_the_stack_commands_migrate_and_serve_a_login(compose, pg_schema_url, tm
             # MSNP6_PUBLIC_HOST's default, with the notification server's own port.
             ds.expect(f"XFR 3 NS 127.0.0.1:{server.ports['ns']} 0")
         with server.client("ns") as ns:
-            ns.login("erin@example.com", "pw")
+            profile = ns.login("erin@example.com", "pw")
+            # The web side the stack publishes: the client's profile menu item signs Erin in.
+            cookie = web_sign_in(Online(ns, "erin@example.com", "pw", *login_headers(profile)), server.ports["web"])
+            honest = request(server.ports["web"], "GET", "/n2p/account", cookie=cookie)
+            assert honest.status == 200 and honest.body.startswith("<!DOCTYPE html>"), honest
         assert server.ready() == 200
         # The admin token was made on the volume next to the key, and msnp6-admin run with the
         # stack's environment (docker compose exec msnp6 msnp6-admin ...) finds it there.
@@ -539,6 +574,27 @@ def test_a_password_with_url_characters_reaches_postgresql(compose, password_pos
         'password authentication failed for user "msnp6"']
 
 
+def login_headers(profile: Any) -> tuple[str, int]:
+    """The MSPAuth and LoginTime of the profile message a login gets."""
+    headers = dict(re.findall(r"^([\w-]+): (.*?)\r$", profile.payload.decode("utf-8"), re.M))
+    return headers["MSPAuth"], int(headers["LoginTime"])
+
+
+def web_sign_in(user: Online, web_port: int) -> str:
+    """The client's way onto the web side: ``URL PROFILE``, the form it posts to the login URL
+    (which must be the web listener at ``web_port``), the redirect followed; the session cookie."""
+    redirect, login_url, psid = url_reply(user)
+    parts = urlsplit(login_url)
+    assert (parts.hostname, parts.port, parts.path) == ("127.0.0.1", web_port, "/ppsecure/md5auth.srf"), login_url
+    answer = request(web_port, "POST", f"{parts.path}?{parts.query}", client_form(user, redirect, psid))
+    assert answer.status == 302, answer
+    cookie = answer.cookie()
+    assert cookie is not None
+    page = request(web_port, "GET", answer.headers["location"], cookie=cookie)
+    assert page.status == 200 and f"Signed in as {user.handle}" in page.body, page
+    return cookie
+
+
 def xfr_ns(ds_port: int, handle: str) -> int:
     """The notification port the DS sends ``handle`` to (0: it named none)."""
     with MsnpClient("127.0.0.1", ds_port) as ds:
@@ -561,19 +617,21 @@ def eventually(probe: Any, what: str, timeout: float = 20.0) -> Any:
     return result
 
 
-def logged_in(port: int, handle: str) -> MsnpClient:
+def logged_in(port: int, handle: str) -> tuple[MsnpClient, Online]:
+    """A client logged in on the notification server at ``port``, and what the web side needs of it."""
     ns = MsnpClient("127.0.0.1", port)
     ns.auto_challenge = True
-    ns.login(handle, "pw")
+    profile = ns.login(handle, "pw")
     ns.sync(0)
-    return ns
+    return ns, Online(ns, handle, "pw", *login_headers(profile))
 
 
 def test_the_cluster_commands_serve_users_on_two_nodes(cluster_compose, pg_schema_url, tmp_path, monkeypatch):
-    """migrate, ds, node-a and node-b of the cluster profile, each with its exact command and
-    environment (the database, Redis, paths and ports pointed at this machine; one data folder
-    for all, as the shared key volume): two users sent to different nodes by the DS see each
-    other come online and chat through a switchboard."""
+    """migrate, ds, node-a, node-b and web of the cluster profile, each with its exact command
+    and environment (the database, Redis, paths, ports and the web base pointed at this machine;
+    one data folder for all, as the shared key volume): two users sent to different nodes by the
+    DS see each other come online and chat through a switchboard, and one of them signs in on
+    the web-only process from her node's URL reply."""
     for k in [k for k in os.environ if k.startswith("MSNP6_")]:
         monkeypatch.delenv(k)
     if shutil.which("redis-server") is None:
@@ -591,6 +649,11 @@ def test_the_cluster_commands_serve_users_on_two_nodes(cluster_compose, pg_schem
     nodes = {servers[name].ports["ns"]: name for name in ("node-a", "node-b")}
     sb_ports = {servers[name].ports["sb"] for name in ("node-a", "node-b")}
     assert set(servers["ds"].ports) == {"ds", "admin"}  # a DS-only process listens on nothing else
+    assert set(servers["web"].ports) == {"web", "admin"}  # nor does the web side
+    web_base = f"http://127.0.0.1:{servers['web'].ports['web']}/"
+    for name in ("node-a", "node-b"):
+        assert servers[name].env["MSNP6_WEB_BASE_URL"] == DEFAULT_WEB_BASE
+        servers[name].env["MSNP6_WEB_BASE_URL"] = web_base  # the web service as this machine reaches it
     clients: list[MsnpClient] = []
     codes = {}
     try:
@@ -601,12 +664,12 @@ def test_the_cluster_commands_serve_users_on_two_nodes(cluster_compose, pg_schem
         ds = servers["ds"].ports["ds"]
         first = eventually(lambda: xfr_ns(ds, alice), "the DS to name a node")
         assert first in nodes
-        a = logged_in(first, alice)
+        a, alice_online = logged_in(first, alice)
         clients.append(a)
         # The least-loaded live node: once Alice's node reports her, Bob is sent to the other one.
         second = eventually(lambda: (port := xfr_ns(ds, bob)) != first and port, "a second node")
         assert second in nodes
-        b = logged_in(second, bob)
+        b, _ = logged_in(second, bob)
         clients.append(b)
 
         # Presence across the nodes (through Redis): each adds the other; Bob comes online, then
@@ -655,6 +718,11 @@ def test_the_cluster_commands_serve_users_on_two_nodes(cluster_compose, pg_schem
         assert (done.returncode, done.stdout.strip(), done.stderr) == (0, f"{bob} unverified", ""), done.stderr
         t, lines = b.command(f"REA {{t}} {bob} Renamed")
         assert lines[-1] == f"209 {t}", lines
+
+        # Alice's menu item: her node's URL reply names the web service, which finds her session
+        # (and its MSPAuth) in the presence directory and signs her in.
+        cookie = web_sign_in(alice_online, servers["web"].ports["web"])
+        assert request(servers["web"].ports["web"], "GET", "/n2p/account", cookie=cookie).status == 200
 
         for name, server in servers.items():
             assert server.ready() == 200, name

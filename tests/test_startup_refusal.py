@@ -147,7 +147,7 @@ def test_the_wrong_key(tmp_path, database, accounts):
 
 @pytest.mark.parametrize(("args", "env", "reason"), [
     (["--store-timeout", "-1"], {}, "--store-timeout must be 0 or more"),
-    (["--roles", "xx"], {}, "--roles is a comma list of ds, ns, sb, not 'xx'"),
+    (["--roles", "xx"], {}, "--roles is a comma list of ds, ns, sb, web, not 'xx'"),
     (["--ds", "tcp:abc"], {}, "--ds 'tcp:abc' is not a listening endpoint such as tcp:1863: "),
     (["--ns", "ssl:1864"], {}, "--ns 'ssl:1864' is not a listening endpoint such as tcp:1864: "),
     (["--web", "tcp:abc"], {}, "--web 'tcp:abc' is not a listening endpoint such as tcp:8080: "),

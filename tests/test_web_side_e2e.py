@@ -325,8 +325,8 @@ def test_the_web_side_signs_in_a_session_held_by_another_process(database, key_f
     if database.backend != "postgresql":
         pytest.skip("the cluster runs on PostgreSQL (its processes share the database)")
     common = ["--bus", f"redis://127.0.0.1:{redis_server.port}/7", "--node-ttl", "3"]
-    web = ServerProcess(database.url, key_file, tmp_path / "web", [*common, "--roles", "ds", "--node", "web"],
-                        services=("ds",), web=True)
+    web = ServerProcess(database.url, key_file, tmp_path / "web", [*common, "--roles", "web", "--node", "web"],
+                        services=(), web=True)
     base = f"http://127.0.0.1:{web.ports['web']}/"
     node = ServerProcess(database.url, key_file, tmp_path / "a",
                          [*common, "--roles", "ns,sb", "--node", "a", "--web-base-url", base], services=("ns", "sb"))

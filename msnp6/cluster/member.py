@@ -45,7 +45,8 @@ if TYPE_CHECKING:
 
 log = Logger()
 
-ROLES = ("ds", "ns", "sb")
+#: What a process may serve; ``web`` is the web side (``--web``), which holds no sessions.
+ROLES = ("ds", "ns", "sb", "web")
 #: Longest wait between two attempts to reach Redis again.
 RECONNECT_DELAY = 2.0
 #: Seconds between the steps of the repair after an outage (the other nodes come back meanwhile).
