@@ -12,10 +12,10 @@ from twisted.logger import Logger
 from twisted.web.server import Request
 
 from .. import audit
-from ..core.windows import ACCOUNT, LoginCheck
+from ..core.windows import LoginCheck
 from ..services.accounts import MAX_PASSWORD, password_problem
 from ..store.records import AccountRecord
-from . import pages
+from . import failures, pages
 from .account import AccountPage, Refused
 from .http import field, host, peer
 from .sessions import WebSession
@@ -70,15 +70,11 @@ class ChangePassword(AccountPage):
             # As for a sign-in: limits read, password compared and a failure counted in one turn.
             over = limits.blocked(handle, address)
             if over is not None:
-                realm.limited(over, handle if over == ACCOUNT else address)
-                realm.count("login_failed")
-                audit.login_failed(handle, peer(request), 403, "locked_out" if over == ACCOUNT else "rate_limited")
+                failures.over_limit(realm, request, handle, over)
                 raise Refused(403, pages.error("Not changed", "Too many wrong passwords: try again later."))
             stored = self.side.password_of(account)
             if account is None or stored is None or not hmac.compare_digest(old.encode(), stored.encode()):
-                realm.windows.login_failed(handle, address)
-                realm.count("login_failed")
-                audit.login_failed(handle, peer(request), 403, "web_wrong_password")
+                failures.failed(realm, request, handle, "web_wrong_password")
                 raise Refused(403, pages.error("Not changed", "The current password is wrong."))
             return self.side.accounts.set_password(handle, new)
 

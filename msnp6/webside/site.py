@@ -15,13 +15,13 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from .. import audit
 from ..auth import SealedWithOtherKey
-from ..core.windows import ACCOUNT, LoginCheck
+from ..core.windows import LoginCheck
 from ..directory.record import PresenceRecord
 from ..services.accounts import AccountService
 from ..store.faults import log_store_failure
 from ..store.records import AccountRecord
 from ..wire.names import is_valid_handle, normalize_handle
-from . import pages
+from . import failures, pages
 from .http import field as _field
 from .http import host as _host
 from .http import peer as _peer
@@ -118,7 +118,7 @@ class Md5Auth(Resource):
                     _field(request, "rru") or _field(request, "ru"))
         address = _host(request)
         if not is_valid_handle(handle):
-            self._refuse(request, handle, address, "web_bad_form")
+            self._refuse(request, handle, "web_bad_form")
             return self._forbidden(request)
         check = realm.windows.login_check(handle, address)
         gone: list[bool] = []
@@ -135,16 +135,14 @@ class Md5Auth(Resource):
             # reactor turn, so parallel posts cannot slip past the count.
             over = limits.blocked(handle, address)
             if over is not None:
-                realm.limited(over, handle if over == ACCOUNT else address)
-                realm.count("login_failed")
-                audit.login_failed(handle, _peer(request), 403, "locked_out" if over == ACCOUNT else "rate_limited")
+                failures.over_limit(realm, request, handle, over)
                 self._finish(request, gone, 403, self._forbidden_page())
                 return
             reason = why_refused(post, record, account, self.side.password_of(account), realm.clock.seconds())
             if reason is None and self.side.replays.seen(post.handle, post.auth, post.sl, post.creds):
                 reason = "web_replay"
             if reason is not None:
-                self._refuse(request, handle, address, reason)
+                self._refuse(request, handle, reason)
                 self._finish(request, gone, 403, self._forbidden_page())
                 return
             self.side.replays.use(post.handle, post.auth, post.sl, post.creds)
@@ -164,11 +162,8 @@ class Md5Auth(Resource):
         looked_up.addCallback(decide).addErrback(failed)
         return NOT_DONE_YET
 
-    def _refuse(self, request: Request, handle: str, address: str, reason: str) -> None:
-        realm = self.side.realm
-        realm.windows.login_failed(handle, address)
-        realm.count("login_failed")
-        audit.login_failed(handle, _peer(request), 403, reason)
+    def _refuse(self, request: Request, handle: str, reason: str) -> None:
+        failures.failed(self.side.realm, request, handle, reason)
 
     @staticmethod
     def _forbidden_page() -> bytes:
