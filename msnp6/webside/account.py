@@ -2,7 +2,9 @@
 session's CSRF token and a live Messenger session, then makes its change and redirects back."""
 from __future__ import annotations
 
+import abc
 import hmac
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -13,6 +15,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from ..store.faults import log_store_failure
+from ..store.records import AccountRecord
 from . import pages
 from .http import field, host, respond
 from .sessions import WebSession
@@ -31,7 +34,7 @@ class Refused(Exception):
     body: bytes
 
 
-class AccountPage(Resource):
+class AccountPage(Resource, abc.ABC):
     """Subclasses give ``path`` (where the form posts) and ``show`` / ``check`` / ``save``."""
 
     path = "/"
@@ -46,16 +49,22 @@ class AccountPage(Resource):
             return self  # "/mobile/" is the same page as "/mobile"
         return super().getChild(path, request)
 
+    @abc.abstractmethod
     def show(self, request: Request, session: WebSession) -> "Deferred[bytes]":
-        raise NotImplementedError
+        """The page for a live session."""
 
     def check(self, request: Request) -> str | None:
         """Why the posted fields cannot be saved (a 400), or None; no store work here."""
         return None
 
+    @abc.abstractmethod
     def save(self, request: Request, session: WebSession) -> "Deferred[str]":
         """Make the change; the page to redirect to. May fail with ``Refused``."""
-        raise NotImplementedError
+
+    def with_account(self, session: WebSession, render: Callable[[AccountRecord], bytes]) -> "Deferred[bytes]":
+        """The page ``render`` makes of the session's account, read now (signed out if it is gone)."""
+        return self.side.realm.store.get_account(session.handle).addCallback(
+            lambda account: pages.signed_out() if account is None else render(account))
 
     def render_GET(self, request: Request) -> Any:
         session = self.side.session(request)

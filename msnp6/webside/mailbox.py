@@ -27,9 +27,7 @@ def mailbox_page(handle: str, account: AccountRecord, csrf: str, cleared: bool) 
         "notices the operator sends, and Messenger shows them when you sign in.</p>\n"
         f"{off}{note}<ul>\n<li>Unread in the inbox: {account.inbox_unread}</li>\n"
         f"<li>Unread in other folders: {account.folders_unread}</li>\n</ul>\n"
-        f"<form method=\"post\" action=\"{PATH}\">\n"
-        f"<input type=\"hidden\" name=\"csrf\" value=\"{escape(csrf)}\">\n"
-        "<p><input type=\"submit\" value=\"Mark all read\"></p>\n</form>"))
+        + pages.form(PATH, csrf, "", "Mark all read")))
 
 
 class Mailbox(AccountPage):
@@ -38,12 +36,7 @@ class Mailbox(AccountPage):
     def show(self, request: Request, session: WebSession) -> "Deferred[bytes]":
         cleared = field(request, "cleared") == "1"
 
-        def page(account: AccountRecord | None) -> bytes:
-            if account is None:
-                return pages.signed_out()
-            return mailbox_page(session.handle, account, session.csrf, cleared)
-
-        return self.side.realm.store.get_account(session.handle).addCallback(page)
+        return self.with_account(session, lambda account: mailbox_page(session.handle, account, session.csrf, cleared))
 
     def save(self, request: Request, session: WebSession) -> "Deferred[str]":
         return self.side.accounts.clear_unread_mail(session.handle).addCallback(lambda _: f"{PATH}?cleared=1")

@@ -53,11 +53,9 @@ def settings_page(handle: str, account: AccountRecord, csrf: str, saved: bool) -
     return pages.page("Your phone numbers and paging", (
         f"<p>Signed in as {escape(handle)}. Contacts who have you on their list and whom your privacy "
         "settings allow see these numbers in Messenger.</p>\n"
-        f"{mobile}{note}<form method=\"post\" action=\"/mobile/settings\">\n"
-        f"<input type=\"hidden\" name=\"csrf\" value=\"{escape(csrf)}\">\n{rows}\n"
-        f"<p><input type=\"checkbox\" id=\"mob\" name=\"mob\" value=\"Y\"{checked}>"
-        "<label for=\"mob\">Others may page me</label></p>\n"
-        "<p><input type=\"submit\" value=\"Save\"></p>\n</form>"))
+        + mobile + note + pages.form("/mobile/settings", csrf, (
+            f"{rows}\n<p><input type=\"checkbox\" id=\"mob\" name=\"mob\" value=\"Y\"{checked}>"
+            "<label for=\"mob\">Others may page me</label></p>\n"), "Save")))
 
 
 class MobileSettings(AccountPage):
@@ -66,12 +64,7 @@ class MobileSettings(AccountPage):
     def show(self, request: Request, session: WebSession) -> "Deferred[bytes]":
         saved = field(request, "saved") == "1"
 
-        def page(account: AccountRecord | None) -> bytes:
-            if account is None:
-                return pages.signed_out()
-            return settings_page(session.handle, account, session.csrf, saved)
-
-        return self.side.realm.store.get_account(session.handle).addCallback(page)
+        return self.with_account(session, lambda account: settings_page(session.handle, account, session.csrf, saved))
 
     def check(self, request: Request) -> str | None:
         for name, key, label in PHONES:

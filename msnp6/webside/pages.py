@@ -32,6 +32,14 @@ def e(text: str) -> str:
     return escape(text, quote=True)
 
 
+def form(action: str, csrf: str, fields: str, submit: str) -> str:
+    """A form posting to this site's ``action`` with the web session's CSRF token; ``fields``
+    is ready HTML (ending in a newline), ``submit`` the button's label."""
+    return (f"<form method=\"post\" action=\"{e(action)}\">\n"
+            f"<input type=\"hidden\" name=\"csrf\" value=\"{e(csrf)}\">\n{fields}"
+            f"<p><input type=\"submit\" value=\"{e(submit)}\"></p>\n</form>")
+
+
 def page(title: str, body: str) -> bytes:
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -80,11 +88,9 @@ def profile(handle: str, entry: Hit | None, csrf: str, saved: bool = False) -> b
     return page("Your member-directory entry", (
         f"<p>Signed in as {e(handle)}. Listed members can be found by name with Messenger's "
         "Find a Contact (the member directory); your e-mail address is never shown there.</p>\n"
-        f"{note}<form method=\"post\" action=\"/profile\">\n"
-        f"<input type=\"hidden\" name=\"csrf\" value=\"{e(csrf)}\">\n{rows}\n"
-        f"<p><input type=\"checkbox\" id=\"listed\" name=\"listed\" value=\"1\"{checked}>"
-        "<label for=\"listed\">List me in the member directory</label></p>\n"
-        "<p><input type=\"submit\" value=\"Save\"></p>\n</form>"))
+        + note + form("/profile", csrf, (
+            f"{rows}\n<p><input type=\"checkbox\" id=\"listed\" name=\"listed\" value=\"1\"{checked}>"
+            "<label for=\"listed\">List me in the member directory</label></p>\n"), "Save")))
 
 
 def service_paths() -> dict[str, str]:

@@ -35,9 +35,7 @@ def password_page(handle: str, csrf: str, saved: bool) -> bytes:
     return pages.page("Change your password", (
         f"<p>Signed in as {escape(handle)}. Messenger stays signed in; the new password counts from "
         "the next sign-in.</p>\n"
-        f"{note}<form method=\"post\" action=\"/password\">\n"
-        f"<input type=\"hidden\" name=\"csrf\" value=\"{escape(csrf)}\">\n{rows}\n"
-        "<p><input type=\"submit\" value=\"Change password\"></p>\n</form>"))
+        + note + pages.form("/password", csrf, f"{rows}\n", "Change password")))
 
 
 class ChangePassword(AccountPage):
