@@ -26,6 +26,7 @@ from . import audit
 from .directory.record import PresenceRecord
 from .directory.redis import DirectoryUnavailable
 from .events import SessionKicked
+from .http_body import BoundedSite
 from .metrics import Metrics
 from .services import NoSuchAccount
 from .services.accounts import MAX_REASON, valid_reason
@@ -466,14 +467,6 @@ class AdminGuard(Resource):
         return None
 
 
-class AdminSite(Site):
-    # Probes and scrapes every few seconds would drown the log in access lines.
-    noisy = False
-
-    def log(self, request: Any) -> None:
-        pass
-
-
 def admin_site(realm: Any, metrics: Metrics, reactor: Any, token: str,
                listening: Callable[[], bool] = lambda: True) -> Site:
     """The admin port. /healthz, /readyz and /metrics are open (probes and scrapers, read-only,
@@ -487,4 +480,4 @@ def admin_site(realm: Any, metrics: Metrics, reactor: Any, token: str,
     root.putChild(b"mail", AdminGuard(MailPush(realm), token, refusals))
     root.putChild(b"accounts", AdminGuard(AccountActions(realm), token, refusals))
     root.putChild(b"sessions", AdminGuard(Sessions(realm), token, refusals))
-    return AdminSite(root)
+    return BoundedSite(root, max_body=MAX_BODY)

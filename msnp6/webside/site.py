@@ -17,6 +17,7 @@ from .. import audit
 from ..auth import SealedWithOtherKey
 from ..core.windows import LoginCheck
 from ..directory.record import PresenceRecord
+from ..http_body import BoundedSite
 from ..services.accounts import AccountService
 from ..store.faults import log_store_failure
 from ..store.records import AccountRecord
@@ -192,14 +193,6 @@ class WebRoot(Resource):
         return super().getChild(path, request)
 
 
-class WebSite(Site):
-    # Each page view is not worth an access line in the server's log.
-    noisy = False
-
-    def log(self, request: Any) -> None:
-        pass
-
-
 def _put(root: Resource, path: str, resource: Resource) -> None:
     """Mount ``resource`` at ``path`` (segments separated by ``/``), keeping existing children."""
     *parents, leaf = path.strip("/").split("/")
@@ -231,6 +224,6 @@ def web_site(realm: Any) -> Site:
     for path, service in pages.service_paths().items():
         page = PAGES.get(service)
         _put(root, path, page(side) if page is not None else NotOffered(side, service))
-    site = WebSite(root)
+    site = BoundedSite(root)
     site.displayTracebacks = False
     return site
