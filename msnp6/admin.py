@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import getpass
 import json
 import os
@@ -17,6 +18,7 @@ from typing import Any, TypeVar, cast
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from . import accounts_import
 from .admin_token import AdminTokenError, load_token, token_source
 from .auth import CredentialKey, CredentialKeyError, CredentialKeyring
 from .bus.memory import MemoryBus
@@ -57,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     ):
         _online(user.add_parser(action, help=text)).add_argument("handle")
     user.add_parser("list", help="list accounts")
+    bulk = user.add_parser("import", help="create accounts from a CSV file: handle,password,name[,verified]; "
+                           "bad lines are reported and skipped")
+    bulk.add_argument("file", help="the CSV file, or - for standard input")
+    bulk.add_argument("--batch-size", type=_positive(int), default=500, help="accounts per transaction [500]")
     disable = _online(user.add_parser(
         "disable", help="refuse the account's logins (911, as for a wrong password) and end its session"))
     disable.add_argument("handle")
@@ -389,6 +395,8 @@ def _user(args: argparse.Namespace, store: DirectStore) -> int:
             flags = "verified" if a.verified else "unverified"
             print(f"{a.handle}\t{encode_name(a.friendly_name)}\t{flags}\tversion {a.list_version}")
         return 0
+    if args.action == "import":
+        return _import(args, store)
     handle = _handle(args.handle)
     if args.action == "add":
         name = args.name if args.name is not None else handle
@@ -438,6 +446,35 @@ def _user(args: argparse.Namespace, store: DirectStore) -> int:
     if args.action in _DONE:
         print(_DONE[args.action](handle, getattr(args, "state", "")))
     return 0
+
+
+def _import(args: argparse.Namespace, store: DirectStore) -> int:
+    """Report each rejected line on stderr as it goes, the totals on stdout; exit status 1 when
+    any line was left out (the others are in)."""
+    accounts = AccountService(store, MemoryBus(), _key(args, store))
+    created = rejected = 0
+    try:
+        source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8-sig", newline="")
+    except OSError as e:
+        raise AdminError(f"cannot read {args.file}: {e.strerror}") from None
+    with source:
+        try:
+            for batch, bad in accounts_import.batches(accounts_import.parse(source), args.batch_size):
+                left_out: list[str] = _resolved(accounts.create_many(
+                    [(r.handle, r.name, r.password, r.verified) for r in batch]))
+                existed = set(left_out)
+                lines = sorted([(b.line, b.reason) for b in bad] + [
+                    (r.line, f"{r.handle} already exists") for r in batch if r.handle in existed])
+                for line, reason in lines:
+                    print(f"line {line}: {reason}", file=sys.stderr)
+                created += len(batch) - len(existed)
+                rejected += len(lines)
+        except UnicodeDecodeError:
+            raise AdminError(f"{args.file} is not UTF-8 text; {created} accounts were created before it") from None
+        except csv.Error as e:
+            raise AdminError(f"{args.file}: {e}; {created} accounts were created before it") from None
+    print(f"created {created} accounts, rejected {rejected} lines")
+    return 1 if rejected else 0
 
 
 def _reason(text: str) -> str:

@@ -8,7 +8,7 @@ from ..auth import CredentialKeyring
 from ..bus.interface import Bus
 from ..events import AccountChanged, AccountDeleted, AccountDisabled, ContactDeleted, MailArrived
 from ..store.interface import StoreAPI
-from ..store.records import AccountRecord
+from ..store.records import AccountRecord, NewAccount
 
 #: The longest disable reason kept (``msnp6-admin user show`` prints it).
 MAX_REASON = 200
@@ -53,6 +53,12 @@ class AccountService:
     def create(self, handle: str, name: str, password: str, verified: bool = True) -> "Deferred[AccountRecord]":
         """DuplicateHandle if it exists. Nobody can be online as a new account: no event."""
         return self.store.create_account(handle, name, self._seal(handle, password), verified)
+
+    def create_many(self, rows: list[tuple[str, str, str, bool]]) -> "Deferred[list[str]]":
+        """(handle, name, password, verified) each, one transaction; the handles that existed
+        already and were left alone."""
+        return self.store.create_accounts([NewAccount(handle, name, self._seal(handle, password), verified)
+                                           for handle, name, password, verified in rows])
 
     def set_password(self, handle: str, password: str) -> "Deferred[None]":
         # The next login checks the new one; a session already open stays (as on the real service).

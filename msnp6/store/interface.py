@@ -8,7 +8,7 @@ from typing import Protocol
 from twisted.internet.defer import Deferred
 
 from ..wire.directory import Hit, Search
-from .records import AccountDetails, AccountRecord, SyncSnapshot
+from .records import AccountDetails, AccountRecord, NewAccount, SyncSnapshot
 from .store import ListChange
 
 
@@ -34,6 +34,7 @@ class StoreAPI(Protocol):
     # -- operator changes
     def create_account(self, handle: str, friendly_name: str, credential: bytes, verified: bool = True,
                        email_enabled: bool = False) -> "Deferred[AccountRecord]": ...
+    def create_accounts(self, rows: list[NewAccount]) -> "Deferred[list[str]]": ...
     def set_credential(self, handle: str, credential: bytes) -> "Deferred[bool]": ...
     def set_verified(self, handle: str, verified: bool) -> "Deferred[bool]": ...
     def set_email_enabled(self, handle: str, enabled: bool) -> "Deferred[bool]": ...

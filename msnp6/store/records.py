@@ -16,6 +16,15 @@ class ListEntryRecord:
 
 
 @attrs.frozen(slots=True)
+class NewAccount:
+    """One account to create in a batch (``msnp6-admin user import``): the credential sealed."""
+    handle: str
+    friendly_name: str
+    credential: bytes
+    verified: bool
+
+
+@attrs.frozen(slots=True)
 class AccountRecord:
     id: int
     handle: str

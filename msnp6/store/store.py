@@ -29,7 +29,16 @@ from ..wire.directory import Hit, Search
 from ..wire.errors import ErrorCode
 from .engine import bound_statements, is_sqlite
 from .models import accounts, directory_entries, invitations, list_entries
-from .records import LISTS, AccountDetails, AccountRecord, ContactInfo, InvitationRecord, ListEntryRecord, SyncSnapshot
+from .records import (
+    LISTS,
+    AccountDetails,
+    AccountRecord,
+    ContactInfo,
+    InvitationRecord,
+    ListEntryRecord,
+    NewAccount,
+    SyncSnapshot,
+)
 
 T = TypeVar("T")
 
@@ -151,6 +160,27 @@ class StoreCore:
         account = self.get_account(handle)
         assert account is not None
         return account
+
+    def create_accounts(self, rows: list[NewAccount]) -> list[str]:
+        """Insert ``rows`` in one transaction, leaving out handles that already exist; the
+        handles left out. A handle created meanwhile by someone else fails the whole batch
+        (DuplicateHandle): run it again and that handle is left out."""
+        if not rows:
+            return []
+        now = _now()
+        with self.transaction() as conn:
+            taken = set(conn.execute(select(accounts.c.handle).where(
+                accounts.c.handle.in_([r.handle for r in rows]))).scalars())
+            fresh = [r for r in rows if r.handle not in taken]
+            if fresh:
+                try:
+                    conn.execute(insert(accounts), [dict(
+                        handle=r.handle, friendly_name=r.friendly_name, verified=r.verified, list_version=0,
+                        blp="AL", gtc="A", mobile_allowed=False, mobile_enabled=False, email_enabled=False,
+                        credential=r.credential, created_at=now, updated_at=now) for r in fresh])
+                except IntegrityError as e:
+                    raise DuplicateHandle(", ".join(sorted(r.handle for r in fresh))) from e
+        return [r.handle for r in rows if r.handle in taken]
 
     def _update_account(self, handle: str, **values: Any) -> bool:
         with self.transaction() as conn:
@@ -689,6 +719,9 @@ class Store:
     def create_account(self, handle: str, friendly_name: str, credential: bytes, verified: bool = True,
                        email_enabled: bool = False) -> "Deferred[AccountRecord]":
         return self.run(self.core.create_account, handle, friendly_name, credential, verified, email_enabled)
+
+    def create_accounts(self, rows: list[NewAccount]) -> "Deferred[list[str]]":
+        return self.run(self.core.create_accounts, rows)
 
     def set_credential(self, handle: str, credential: bytes) -> "Deferred[bool]":
         return self.run(self.core.set_credential, handle, credential)
