@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
+import html5lib
 from twisted.internet.task import Clock
 
 from msnp6.store.records import AccountRecord
@@ -89,6 +90,8 @@ class Structure(HTMLParser):
 
 
 def check(body: bytes) -> Structure:
+    # html5lib's strict parser raises on any parse error the HTML5 standard defines.
+    html5lib.HTMLParser(strict=True, namespaceHTMLElements=False).parse(body)
     parser = Structure()
     parser.feed(body.decode("utf-8"))
     parser.close()
