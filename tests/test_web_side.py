@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
+import html5lib
 from twisted.internet.task import Clock
 
 from msnp6.store.records import AccountRecord
 from msnp6.webside import pages
-from msnp6.webside.mailbox import mailbox_page
+from msnp6.webside.mailbox import mailbox_page, no_mailbox_page
 from msnp6.webside.mobile import settings_page
 from msnp6.webside.password import password_page
 from msnp6.webside.sessions import ReplayGuard, WebSessions
@@ -89,6 +90,8 @@ class Structure(HTMLParser):
 
 
 def check(body: bytes) -> Structure:
+    # html5lib's strict parser raises on any parse error the HTML5 standard defines.
+    html5lib.HTMLParser(strict=True, namespaceHTMLElements=False).parse(body)
     parser = Structure()
     parser.feed(body.decode("utf-8"))
     parser.close()
@@ -136,3 +139,18 @@ def test_the_mailbox_page_is_well_formed():
     shown = check(mailbox_page(hostile, account, "tok\"en", cleared=True))
     assert {"form", "input", "ul", "li"} <= shown.seen and hostile in shown.text
     assert "Unread in the inbox: 4" in shown.text and "not switched on" in shown.text
+
+
+def test_the_compose_and_message_pages_are_well_formed():
+    hostile = "<b>&\"'x@example.com"
+    account = AccountRecord(1, hostile, hostile, True, 3, "AL", "AL", None, None, None, False, False, True, 4, 2, b"")
+    for service in ("COMPOSE", "MESSAGE"):
+        shown = check(no_mailbox_page("No mail", service, hostile, account, "bob@example.com"))
+        assert {"ul", "li", "a"} <= shown.seen and "form" not in shown.seen and hostile in shown.text
+        assert pages.ORIGINAL[service] in shown.text and "Unread in the inbox: 4" in shown.text
+        assert "not switched on" not in shown.text
+    assert "To write to bob@example.com" in check(
+        no_mailbox_page("No mail", "COMPOSE", "a@example.com", account, "bob@example.com")).text
+    # Only an address is echoed back; anything else the query carries is left out.
+    body = no_mailbox_page("No mail", "COMPOSE", "a@example.com", account, "<script>@x")
+    assert b"<script>" not in body and b"To write to" not in body

@@ -181,13 +181,40 @@ def test_signed_in_profile_edit_is_found_by_fnd(web_server, accounts):
     assert fnd(other.client, surname)[0].endswith(" 0 0")
 
 
-def test_a_mail_service_lands_on_its_honest_page(web_server, accounts):
-    user = online(web_server, accounts)
-    redirect, login_url, psid = url_reply(user, "COMPOSE", None)
+@pytest.mark.parametrize("service, param, path, title", [
+    ("COMPOSE", "bob@example.com", "/cgi-bin/compose?mailto=1&to=bob@example.com", "No mail to write from"),
+    ("COMPOSE", None, "/cgi-bin/compose", "No mail to write from"),
+    ("MESSAGE", "1", "/cgi-bin/getmsg?msg=1", "No message to read"),
+])
+def test_compose_and_message_say_there_is_no_mailbox(web_server, accounts, service, param, path, title):
+    user = online(web_server, accounts, mail=True)
+    redirect, login_url, psid = url_reply(user, service, param)
+    assert (redirect, psid) == (path, "2")
     answer = post_login(web_server, login_url, client_form(user, redirect, psid))
-    assert answer.status == 302 and answer.headers["location"] == "/cgi-bin/compose"
-    page = request(web_server.ports["web"], "GET", "/cgi-bin/compose", cookie=answer.cookie())
-    assert page.status == 200 and ORIGINAL["COMPOSE"] in page.body and f"Signed in as {user.handle}" in page.body
+    assert answer.status == 302 and answer.headers["location"] == path
+    page = request(web_server.ports["web"], "GET", path, cookie=answer.cookie())
+    assert page.status == 200 and f"<h1>{title}</h1>" in page.body and f"Signed in as {user.handle}" in page.body
+    assert "This network has no mailbox" in page.body and ORIGINAL[service] in page.body
+    assert unread_of(page) == (0, 0) and '<a href="/cgi-bin/HoTMaiL">' in page.body and "<form" not in page.body
+    assert ("To write to bob@example.com" in page.body) == (param == "bob@example.com")
+    # Nothing to post here; signed out, the page is the one every account page shows.
+    assert request(web_server.ports["web"], "POST", path, {}, cookie=answer.cookie()).status == 405
+    signed_out = request(web_server.ports["web"], "GET", path)
+    assert signed_out.status == 200 and "Not signed in" in signed_out.body and "Unread" not in signed_out.body
+
+
+def test_compose_shows_the_counts_the_operator_s_notices_raised(web_server, accounts, database, key_file):
+    user = online(web_server, accounts, mail=True)
+    mail_notify(web_server, database, key_file, user)
+    cookie, page = sign_in(web_server, user, "COMPOSE")
+    assert unread_of(page) == (1, 0)
+    inbox = request(web_server.ports["web"], "GET", "/cgi-bin/HoTMaiL", cookie=cookie)
+    request(web_server.ports["web"], "POST", "/cgi-bin/HoTMaiL", {"csrf": csrf_of(inbox)}, cookie=cookie)
+    assert unread_of(request(web_server.ports["web"], "GET", "/cgi-bin/getmsg?msg=1", cookie=cookie)) == (0, 0)
+    user.client.send("OUT")
+    # Once the Messenger session is gone, so is the page (as the server handles OUT).
+    wait_for(lambda: "Not signed in" in request(web_server.ports["web"], "GET", "/cgi-bin/compose",
+                                                cookie=cookie).body)
 
 
 def test_every_url_service_has_a_page(web_server):

@@ -1,5 +1,6 @@
-"""The shape every signed-in settings page shares: a GET that shows it, a POST that needs the
-session's CSRF token and a live Messenger session, then makes its change and redirects back."""
+"""The shape every signed-in page shares: a GET that shows it while the Messenger session that
+signed the browser in is online (SignedInPage); a settings page adds a POST that needs the
+session's CSRF token too, then makes its change and redirects back (AccountPage)."""
 from __future__ import annotations
 
 import abc
@@ -34,10 +35,9 @@ class Refused(Exception):
     body: bytes
 
 
-class AccountPage(Resource, abc.ABC):
-    """Subclasses give ``path`` (where the form posts) and ``show`` / ``check`` / ``save``."""
+class SignedInPage(Resource, abc.ABC):
+    """A page shown only to a live web session; subclasses give ``show``. No POST (a 405)."""
 
-    path = "/"
     what = "page"
 
     def __init__(self, side: "WebSide") -> None:
@@ -52,14 +52,6 @@ class AccountPage(Resource, abc.ABC):
     @abc.abstractmethod
     def show(self, request: Request, session: WebSession) -> "Deferred[bytes]":
         """The page for a live session."""
-
-    def check(self, request: Request) -> str | None:
-        """Why the posted fields cannot be saved (a 400), or None; no store work here."""
-        return None
-
-    @abc.abstractmethod
-    def save(self, request: Request, session: WebSession) -> "Deferred[str]":
-        """Make the change; the page to redirect to. May fail with ``Refused``."""
 
     def with_account(self, session: WebSession, render: Callable[[AccountRecord], bytes]) -> "Deferred[bytes]":
         """The page ``render`` makes of the session's account, read now (signed out if it is gone)."""
@@ -80,6 +72,40 @@ class AccountPage(Resource, abc.ABC):
 
         self.side.live(session).addCallback(read).addErrback(self._failed, request, gone, session.handle)
         return NOT_DONE_YET
+
+    def render_POST(self, request: Request) -> Any:
+        request.setHeader(b"allow", b"GET, HEAD")
+        return respond(request, 405, pages.error("Nothing to send", "This page has no form to send."))
+
+    @staticmethod
+    def _watch(request: Request) -> list[bool]:
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+        return gone
+
+    @staticmethod
+    def _finish(request: Request, gone: list[bool], code: int, body: bytes, location: str | None = None) -> None:
+        if not gone:
+            request.write(respond(request, code, body, location))
+            request.finish()
+
+    def _failed(self, failure: Failure, request: Request, gone: list[bool], handle: str) -> None:
+        if failure.check(FirstError):
+            failure = failure.value.subFailure  # type: ignore[union-attr]
+        log_store_failure(log, failure, "web {page} of {handle}: the store failed", page=self.what, handle=handle)
+        self._finish(request, gone, 503, pages.error("Unavailable", "Please try again in a minute."))
+
+
+class AccountPage(SignedInPage):
+    """A settings page: ``show`` its form, ``check`` and ``save`` what is posted back to it."""
+
+    def check(self, request: Request) -> str | None:
+        """Why the posted fields cannot be saved (a 400), or None; no store work here."""
+        return None
+
+    @abc.abstractmethod
+    def save(self, request: Request, session: WebSession) -> "Deferred[str]":
+        """Make the change; the page to redirect to. May fail with ``Refused``."""
 
     def render_POST(self, request: Request) -> Any:
         session = self.side.session(request)
@@ -112,21 +138,3 @@ class AccountPage(Resource, abc.ABC):
 
         self.side.live(session).addCallback(write).addErrback(self._failed, request, gone, session.handle)
         return NOT_DONE_YET
-
-    @staticmethod
-    def _watch(request: Request) -> list[bool]:
-        gone: list[bool] = []
-        request.notifyFinish().addErrback(lambda _: gone.append(True))
-        return gone
-
-    @staticmethod
-    def _finish(request: Request, gone: list[bool], code: int, body: bytes, location: str | None = None) -> None:
-        if not gone:
-            request.write(respond(request, code, body, location))
-            request.finish()
-
-    def _failed(self, failure: Failure, request: Request, gone: list[bool], handle: str) -> None:
-        if failure.check(FirstError):
-            failure = failure.value.subFailure  # type: ignore[union-attr]
-        log_store_failure(log, failure, "web {page} of {handle}: the store failed", page=self.what, handle=handle)
-        self._finish(request, gone, 503, pages.error("Unavailable", "Please try again in a minute."))

@@ -27,7 +27,7 @@ from .http import field as _field
 from .http import host as _host
 from .http import peer as _peer
 from .http import respond as _respond
-from .mailbox import Mailbox
+from .mailbox import Compose, Mailbox, ReadMessage
 from .md5auth import SL_SKEW, Post, local_target, why_refused
 from .mobile import MobileSettings
 from .password import ChangePassword
@@ -213,7 +213,7 @@ def _put(root: Resource, path: str, resource: Resource) -> None:
 #: The services with a page of their own; every other one gets its honest NotOffered page.
 PAGES: dict[str, Callable[[WebSide], Resource]] = {
     "PROFILE": Profile, "MOBILE": MobileSettings, "CHGMOB": MobileSettings, "PASSWORD": ChangePassword,
-    "INBOX": Mailbox, "FOLDERS": Mailbox,
+    "INBOX": Mailbox, "FOLDERS": Mailbox, "COMPOSE": Compose, "MESSAGE": ReadMessage,
 }
 
 
