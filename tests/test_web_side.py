@@ -5,11 +5,13 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 import html5lib
+import pytest
 from twisted.internet.task import Clock
 
 from msnp6.store.records import AccountRecord
 from msnp6.webside import pages
 from msnp6.webside.mailbox import mailbox_page, no_mailbox_page
+from msnp6.webside.md5auth import posted_handle
 from msnp6.webside.mobile import settings_page
 from msnp6.webside.password import password_page
 from msnp6.webside.sessions import ReplayGuard, WebSessions
@@ -154,3 +156,13 @@ def test_the_compose_and_message_pages_are_well_formed():
     # Only an address is echoed back; anything else the query carries is left out.
     body = no_mailbox_page("No mail", "COMPOSE", "a@example.com", account, "<script>@x")
     assert b"<script>" not in body and b"To write to" not in body
+
+
+@pytest.mark.parametrize("login,username,expected", [
+    ("Ann@Example.com", "", "ann@example.com"),
+    ("ann@example.com", "bob@example.com", "ann@example.com"),   # login wins when it is a handle
+    ("ann", "Ann@example.com", "ann@example.com"),                # Kopete's short login
+    ("ann", "", "ann"),                                           # refused later as a bad form
+])
+def test_the_posted_handle(login, username, expected):
+    assert posted_handle(login, username) == expected

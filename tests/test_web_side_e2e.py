@@ -276,6 +276,14 @@ def test_a_wrong_post_is_refused(web_server, accounts, make, reason):
     assert audit_reasons(web_server, user.handle) == [reason]
 
 
+def test_kopete_s_form_with_the_short_login_signs_in_by_username(web_server, accounts):
+    """Kopete puts the part before the ``@`` in ``login`` and the whole handle in ``username``."""
+    user = online(web_server, accounts)
+    redirect, login_url, psid = url_reply(user)
+    answer = post_login(web_server, login_url, client_form(user, redirect, psid, login=user.handle.split("@")[0]))
+    assert answer.status == 302 and answer.cookie() is not None
+
+
 def test_a_replayed_post_is_refused(web_server, accounts):
     user = online(web_server, accounts)
     redirect, login_url, psid = url_reply(user)

@@ -11,6 +11,7 @@ import attrs
 
 from ..directory.record import PresenceRecord
 from ..store.records import AccountRecord
+from ..wire.names import is_valid_handle, normalize_handle
 
 #: How far ``sl`` may be from now - LoginTime (seconds), either way: clock skew between the
 #: session's node and this one, and the time the browser took. Older posts are stale.
@@ -25,6 +26,13 @@ class Post:
     creds: str
     #: ``rru`` (a path) or ``ru`` (an absolute URL): where the browser goes once signed in.
     target: str
+
+
+def posted_handle(login: str, username: str) -> str:
+    """The account a post signs in: ``login`` is the whole handle (notification.md 4.16), but
+    Kopete sends only its part before the ``@`` there and the whole one as ``username``."""
+    handle = normalize_handle(login)
+    return handle if is_valid_handle(handle) or not username else normalize_handle(username)
 
 
 def creds_for(mspauth: str, sl: str, password: str) -> str:

@@ -21,14 +21,14 @@ from ..http_body import BoundedSite
 from ..services.accounts import AccountService
 from ..store.faults import log_store_failure
 from ..store.records import AccountRecord
-from ..wire.names import is_valid_handle, normalize_handle
+from ..wire.names import is_valid_handle
 from . import failures, pages
 from .http import field as _field
 from .http import host as _host
 from .http import peer as _peer
 from .http import respond as _respond
 from .mailbox import Compose, Mailbox, ReadMessage
-from .md5auth import SL_SKEW, Post, local_target, why_refused
+from .md5auth import SL_SKEW, Post, local_target, posted_handle, why_refused
 from .mobile import MobileSettings
 from .password import ChangePassword
 from .profile import Profile
@@ -114,7 +114,7 @@ class Md5Auth(Resource):
 
     def render_POST(self, request: Request) -> Any:
         realm = self.side.realm
-        handle = normalize_handle(_field(request, "login") or _field(request, "username"))
+        handle = posted_handle(_field(request, "login"), _field(request, "username"))
         post = Post(handle, _field(request, "auth"), _field(request, "sl"), _field(request, "creds"),
                     _field(request, "rru") or _field(request, "ru"))
         address = _host(request)
