@@ -10,8 +10,8 @@ from collections.abc import Iterable, Iterator
 
 import attrs
 
-from .services.accounts import password_problem
-from .wire.names import encoded_name_fits, is_valid_handle, normalize_handle
+from .services.accounts import name_problem, password_problem
+from .wire.names import is_valid_handle, normalize_handle
 
 #: The spellings of the optional fourth column (empty: verified, as ``user add`` makes them).
 VERIFIED = {"": True, "1": True, "true": True, "yes": True, "verified": True,
@@ -61,8 +61,8 @@ def parse(lines: Iterable[str]) -> Iterator[Row | Rejected]:
             yield Rejected(line, f"duplicate: {handle} is on line {seen[handle]} too")
         elif (problem := password_problem(password)) is not None:
             yield Rejected(line, f"{handle}: {problem}")
-        elif not name.strip() or not encoded_name_fits(name):
-            yield Rejected(line, f"{handle}: the friendly name must be 1 to 387 bytes once encoded")
+        elif (problem := name_problem(name)) is not None:
+            yield Rejected(line, f"{handle}: {problem}")
         elif flag not in VERIFIED:
             yield Rejected(line, f"{handle}: the verified flag must be 1/0, true/false or yes/no, "
                                  f"not {shown(fields[3])}")

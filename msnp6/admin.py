@@ -11,7 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -25,13 +25,14 @@ from .bus.memory import MemoryBus
 from .paths import default_db_url, default_key_file
 from .refusal import database_reason
 from .services import AccountService, NoSuchAccount
-from .services.accounts import MAX_REASON, password_problem, valid_reason
+from .services.accounts import MAX_REASON, name_problem, password_problem, valid_reason
+from .services.invites import code_hash, new_code
 from .store import rotation
 from .store.engine import make_engine
 from .store.schema import SchemaNotAtHead, open_database, schema_state, upgrade
 from .store.sealing import key_for
 from .store.store import DirectStore, DuplicateHandle
-from .wire.names import MAX_ENCODED_NAME_BYTES, encode_name, is_valid_handle, normalize_handle
+from .wire.names import encode_name, is_valid_handle, normalize_handle
 
 T = TypeVar("T")
 
@@ -104,6 +105,14 @@ def _parser() -> argparse.ArgumentParser:
                         help="seconds between batches, to spread the load [default: 0]")
     for action in ("show", "status"):
         key.add_parser(action, help="the key file's id, the key ids in the database, the recorded rotation")
+    invite = sub.add_parser("invite", help="sign-up invite codes (--signup invite)").add_subparsers(
+        dest="action", required=True)
+    make = invite.add_parser("create", help="make invite codes and print them (only their hashes are kept)")
+    make.add_argument("--count", type=_positive(int), default=1, help="how many codes [default: 1]")
+    make.add_argument("--expires-days", type=_positive(float), default=None,
+                      help="days until they expire [default: never]")
+    make.add_argument("--note", default="", help="what they are for (shown by invite list)")
+    invite.add_parser("list", help="every invite: hash prefix, created, expires, used, used by, note")
     invitations = sub.add_parser("invitations", help="e-mail invitations users asked for (SND/SDC), newest first")
     invitations.add_argument("--limit", type=int, default=100)
     return p
@@ -191,6 +200,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         store = DirectStore(open_database(url))
         if args.command == "key":
             return _key_command(args, store)
+        if args.command == "invite":
+            return _invite(args, store)
         if args.command == "invitations":
             for inv in store.core.list_invitations(args.limit):
                 print(f"{inv.created_at:%Y-%m-%d %H:%M}\t{inv.sender}\t{inv.recipient}\t{inv.body!r}")
@@ -400,8 +411,9 @@ def _user(args: argparse.Namespace, store: DirectStore) -> int:
     handle = _handle(args.handle)
     if args.action == "add":
         name = args.name if args.name is not None else handle
-        if not name.strip() or len(encode_name(name)) > MAX_ENCODED_NAME_BYTES:
-            raise AdminError(f"the friendly name must be 1 to {MAX_ENCODED_NAME_BYTES} bytes once encoded")
+        problem = name_problem(name)
+        if problem is not None:
+            raise AdminError(problem)
         if _resolved(store.get_account(handle)) is not None:
             raise AdminError(f"{handle} already exists")
         accounts = AccountService(store, MemoryBus(), _key(args, store))
@@ -477,9 +489,33 @@ def _import(args: argparse.Namespace, store: DirectStore) -> int:
     return 1 if rejected else 0
 
 
-def _reason(text: str) -> str:
+#: The most codes one ``invite create`` makes.
+MAX_INVITES = 1000
+
+
+def _invite(args: argparse.Namespace, store: DirectStore) -> int:
+    """``invite create`` prints new codes, one a line (the database keeps their hashes only);
+    ``invite list`` one tab-separated line per invite, oldest first."""
+    if args.action == "list":
+        for i in _resolved(store.list_invites()):
+            print("\t".join([i.code_hash[:12], _when(i.created_at), _when(i.expires_at),
+                             _when(i.used_at) if i.used_at is not None else "unused", i.used_by or "-",
+                             i.note or "-"]))
+        return 0
+    if args.count > MAX_INVITES:
+        raise AdminError(f"at most {MAX_INVITES} codes at once")
+    note = _reason(args.note, "note")
+    until = datetime.now(UTC) + timedelta(days=args.expires_days) if args.expires_days is not None else None
+    codes = [new_code() for _ in range(args.count)]
+    _resolved(store.create_invites([code_hash(c) for c in codes], note, until))
+    for code in codes:
+        print(code)
+    return 0
+
+
+def _reason(text: str, what: str = "reason") -> str:
     if not valid_reason(text):
-        raise AdminError(f"the reason must be at most {MAX_REASON} printable characters")
+        raise AdminError(f"the {what} must be at most {MAX_REASON} printable characters")
     return text
 
 

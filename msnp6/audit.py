@@ -1,5 +1,5 @@
-"""The audit log: one structured line per login (web sign-ins too), failed login, logout, kick and
-operator command.
+"""The audit log: one structured line per login (web sign-ins too), failed login, logout, kick,
+operator command and web sign-up.
 
 Every line is logged through twisted.logger in the namespace ``msnp6.audit`` with its facts as
 named fields (``audit`` names the event), so ``--log-format json`` gives each as a JSON key and a
@@ -67,3 +67,9 @@ def password_changed(account: str, address: str) -> None:
     """``account`` changed their password on the web side (the old one given again)."""
     log.info("audit: password changed {account} from {address}", audit="password_changed",
              account=_safe(account), address=address)
+
+
+def signup(account: str, address: str, mode: str) -> None:
+    """A new account made on the web side's sign-up page (``mode``: open or invite)."""
+    log.info("audit: signup {account} from {address} ({mode})", audit="signup", account=_safe(account),
+             address=address, mode=mode)

@@ -18,7 +18,7 @@ from .cluster.connection import parse_redis_url
 from .cluster.member import ROLES, ClusterMember, ClusterSettings
 from .cluster.windows import RedisWindows
 from .core.limits import LimitError, Limits, parse_list
-from .core.realm import Config, Realm
+from .core.realm import SIGNUP_MODES, Config, Realm
 from .dispatch import DispatchProtocol
 from .framing import RealmFactory
 from .logs import LOGGERS
@@ -53,6 +53,7 @@ ENV_DEFAULTS = {
     "web-base-url": ("MSNP6_WEB_BASE_URL", ""),
     "admin": ("MSNP6_ADMIN", ""),
     "web": ("MSNP6_WEB", ""),
+    "signup": ("MSNP6_SIGNUP", "off"),
     "log-format": ("MSNP6_LOG_FORMAT", "text"),
     "bus": ("MSNP6_BUS", "memory:"),
     "node": ("MSNP6_NODE", ""),
@@ -81,6 +82,9 @@ class Options(usage.Options):
         ["web", None, None,
          "Web side endpoint (strports): md5auth.srf sign-in and the pages URL replies point at "
          "[default: $MSNP6_WEB, else off]"],
+        ["signup", None, None,
+         "Web sign-up at /signup (needs --web): open, invite (a code from msnp6-admin invite create) "
+         "or off [default: $MSNP6_SIGNUP, else off]"],
         ["admin-token-file", None, None,
          "The admin port's token, required by its POST endpoints; made if missing [default: the token "
          "in $MSNP6_ADMIN_TOKEN, else the file $MSNP6_ADMIN_TOKEN_FILE, else admin-token next to the key file]"],
@@ -140,6 +144,8 @@ class Options(usage.Options):
         except LimitError as e:
             raise usage.UsageError(f"--limit / ${LIMITS_VARIABLE}: {e}") from None
         self._cluster_options(blank_roles)
+        if self["signup"] not in SIGNUP_MODES:
+            raise usage.UsageError(f"--signup must be one of: {', '.join(SIGNUP_MODES)}, not {self['signup']!r}")
         if self["store-timeout"] < 0:
             raise usage.UsageError("--store-timeout must be 0 or more")
         if self["log-format"] not in LOGGERS:
@@ -309,6 +315,7 @@ def make_config(options: Options) -> Config:
         web_base_url=options["web-base-url"],
         store_timeout=options["store-timeout"],
         limits=options["limits"],
+        signup=options["signup"],
     )
 
 

@@ -59,3 +59,14 @@ def test_migrate_is_idempotent(database, key_file):
         r = run_admin(["migrate"], database.url, key_file)
         assert r.returncode == 0, r.stderr
         assert r.stdout.startswith("schema at ")
+
+
+def test_invite_create_refuses_what_it_cannot_make(database, key_file):
+    run = lambda *a: run_admin(["invite", "create", *a], database.url, key_file)  # noqa: E731
+    assert run("--count", "1001").returncode == 1
+    assert "note" in run("--note", "two\nlines").stderr
+    assert run("--count", "0").returncode == 2 and run("--expires-days", "-1").returncode == 2
+    made = run("--count", "3")
+    codes = made.stdout.split()
+    assert made.returncode == 0 and len(set(codes)) == 3
+    assert all(len(c) >= 16 and c.replace("-", "").replace("_", "").isalnum() for c in codes)

@@ -166,3 +166,57 @@ def test_the_compose_and_message_pages_are_well_formed():
 ])
 def test_the_posted_handle(login, username, expected):
     assert posted_handle(login, username) == expected
+
+
+def test_the_signup_pages_are_well_formed_and_never_show_the_password():
+    from msnp6.webside.signup import Form, closed_page, created_page, signup_page
+
+    hostile = "<b>&\"'x@example.com"
+    form = Form(hostile, "<i>name</i>", "pass<word>", "pass<word>", "c0de-secret")
+    for mode in ("open", "invite"):
+        shown = check(signup_page(mode, "tok\"en", form, "a <problem>"))
+        assert {"form", "input", "label"} <= shown.seen and "a <problem>" in shown.text
+        body = signup_page(mode, "t", form, "x")
+        assert b"pass&lt;word&gt;" not in body and b"pass<word>" not in body and b"c0de-secret" not in body
+        assert (b'name="invite"' in body) == (mode == "invite")
+    closed = check(closed_page())
+    assert "form" not in closed.seen and "closed on this network" in closed.text
+    assert hostile in check(created_page(hostile)).text
+    assert b'href="/signup"' in pages.index(None, signup=True) and b'href="/signup"' not in pages.index(None)
+
+
+def test_a_signup_form_is_checked_before_the_database():
+    from msnp6.webside.signup import BAD_INVITE, Form
+
+    def problem(mode: str = "open", **fields: str) -> str | None:
+        values = {"handle": "new@example.com", "name": "", "password": "pw", "again": "pw", "invite": ""}
+        values.update(fields)
+        return Form(**values).problem(mode)
+
+    assert problem() is None and problem("invite", invite="abc") is None
+    assert "not valid" in (problem(handle="new@example") or "")
+    assert "differ" in (problem(again="pW") or "")
+    assert "empty" in (problem(password="", again="") or "")
+    assert "friendly name" in (problem(name="tab\there") or "")
+    assert "needed" in (problem("invite") or "")
+    assert problem("invite", invite="x" * 65) == BAD_INVITE
+    assert Form("a@example.com", "", "p", "p", "").friendly_name == "a@example.com"
+
+
+def test_signup_is_off_unless_the_option_or_its_variable_says_otherwise(monkeypatch):
+    from twisted.python import usage
+
+    from msnp6.tap import Options, make_config
+
+    def parsed(*args: str) -> Options:
+        options = Options()
+        options.parseOptions(list(args))
+        return options
+
+    monkeypatch.delenv("MSNP6_SIGNUP", raising=False)
+    assert parsed()["signup"] == "off" and make_config(parsed()).signup == "off"
+    monkeypatch.setenv("MSNP6_SIGNUP", "invite")
+    assert make_config(parsed()).signup == "invite"
+    assert parsed("--signup", "open")["signup"] == "open"  # the flag wins
+    with pytest.raises(usage.UsageError, match="--signup must be one of: open, invite, off"):
+        parsed("--signup", "yes")

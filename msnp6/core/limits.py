@@ -39,6 +39,7 @@ INFO: tuple[LimitInfo, ...] = (
     LimitInfo("page", Limit(10, 60), "mobile pages (`PAG`) per account", "`800`"),
     LimitInfo("invitation", Limit(20, 3600), "e-mail invitations (`SND`/`SDC`) per account", "`800`"),
     LimitInfo("xfr-sb", Limit(30, 60), "`XFR SB` requests per account", "`800`"),
+    LimitInfo("signup-address", Limit(5, 3600), "web sign-up attempts per client address that reach the database, created or refused", "a `429` page"),
     LimitInfo("cookies-user", Limit(20), "live (unused, unexpired) `XFR SB` cookies per account", "`800`"),
     LimitInfo("fl", Limit(600), "forward list entries", "`210`"),
     LimitInfo("al", Limit(1000), "allow list entries", "`210`"),

@@ -23,6 +23,9 @@ from .ratelimit import Refusals
 from .tickets import LocalSessionTickets, SessionTickets, TicketBook
 from .windows import MemoryWindows, Windows
 
+#: ``--signup``: who may make an account on the web side (``/signup``).
+SIGNUP_MODES = ("open", "invite", "off")
+
 
 @attrs.define
 class Config:
@@ -51,6 +54,8 @@ class Config:
     #: The web listener's bound port (``--web``), once it listens: without a base URL, links
     #: point at it on the public host.
     web_port: int | None = None
+    #: ``--signup``: open (anyone), invite (with a code from ``msnp6-admin invite create``) or off.
+    signup: str = "off"
 
     def web_base(self) -> str:
         if self.web_base_url:

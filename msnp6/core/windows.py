@@ -4,7 +4,7 @@ shared by every node through Redis (``msnp6.cluster.windows.RedisWindows``).
 Two kinds of use:
 
 - ``allow(name, key)``: check and record one event in one step (``rename``, ``cal``,
-  ``invitation``, ``page``, ``xfr-sb``); a Deferred, as a shared counter has to be asked.
+  ``invitation``, ``page``, ``xfr-sb``, ``signup-address``); a Deferred, as a shared counter has to be asked.
 - Login failures (``login-account`` per handle, ``login-address`` per client address): only
   failures count, each before the next answer is checked. ``login_check`` is asked when the
   answer arrives and ``LoginCheck.blocked`` when it is about to be compared (the account lookup

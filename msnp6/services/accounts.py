@@ -9,6 +9,8 @@ from ..bus.interface import Bus
 from ..events import AccountChanged, AccountDeleted, AccountDisabled, ContactDeleted, MailArrived
 from ..store.interface import StoreAPI
 from ..store.records import AccountRecord, NewAccount
+from ..wire.names import MAX_ENCODED_NAME_BYTES, encode_name
+from .invites import code_hash
 
 #: The longest disable reason kept (``msnp6-admin user show`` prints it).
 MAX_REASON = 200
@@ -34,6 +36,16 @@ def password_problem(password: str) -> str | None:
     return None
 
 
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a new account's friendly name (msnp6-admin and the sign-up page
+    alike), or None: not blank, no control characters, at most the wire's bytes once encoded."""
+    if not name.strip():
+        return "the friendly name is empty"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name) or len(encode_name(name)) > MAX_ENCODED_NAME_BYTES:
+        return f"the friendly name must be printable and at most {MAX_ENCODED_NAME_BYTES} bytes once encoded"
+    return None
+
+
 def _found(handle: str, found: object) -> None:
     if found is None or found is False:
         raise NoSuchAccount(handle)
@@ -50,9 +62,13 @@ class AccountService:
         assert self.key is not None, "this AccountService has no credential key"
         return self.key.seal(handle, password)
 
-    def create(self, handle: str, name: str, password: str, verified: bool = True) -> "Deferred[AccountRecord]":
-        """DuplicateHandle if it exists. Nobody can be online as a new account: no event."""
-        return self.store.create_account(handle, name, self._seal(handle, password), verified)
+    def create(self, handle: str, name: str, password: str, verified: bool = True,
+               invite: str | None = None) -> "Deferred[AccountRecord]":
+        """DuplicateHandle if it exists. ``invite``: a sign-up's invite code, redeemed in the same
+        transaction (InviteRefused if unknown, used or expired; unused if the account is not
+        made). Nobody can be online as a new account: no event."""
+        return self.store.create_account(handle, name, self._seal(handle, password), verified,
+                                         invite_hash=code_hash(invite) if invite is not None else None)
 
     def create_many(self, rows: list[tuple[str, str, str, bool]]) -> "Deferred[list[str]]":
         """(handle, name, password, verified) each, one transaction; the handles that existed

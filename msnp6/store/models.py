@@ -94,6 +94,25 @@ class Invitation(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class Invite(Base):
+    """A sign-up invite code (``--signup invite``) made by ``msnp6-admin invite create``. Only
+    the code's SHA-256 is kept: the operator hands the code out, nobody can read it back."""
+
+    __tablename__ = "invites"
+    __table_args__ = (UniqueConstraint("code_hash", name="uq_invites_code_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Hex SHA-256 of the code as handed out.
+    code_hash: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: None: never expires.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: Set, with the new account's handle, when a sign-up redeems it (once).
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    used_by: Mapped[str | None] = mapped_column(String(129), nullable=True)
+
+
 class DirectoryEntry(Base):
     """An account that opted in to the member directory (FND)."""
 
@@ -123,5 +142,6 @@ class Setting(Base):
 accounts = cast(Table, Account.__table__)
 list_entries = cast(Table, ListEntry.__table__)
 invitations = cast(Table, Invitation.__table__)
+invites = cast(Table, Invite.__table__)
 directory_entries = cast(Table, DirectoryEntry.__table__)
 settings = cast(Table, Setting.__table__)

@@ -87,3 +87,15 @@ class InvitationRecord:
     sender_name: str
     body: str
     created_at: datetime
+
+
+@attrs.frozen(slots=True)
+class InviteRecord:
+    """A sign-up invite as ``msnp6-admin invite list`` shows it: never the code (not stored)."""
+
+    code_hash: str
+    note: str
+    created_at: datetime
+    expires_at: datetime | None
+    used_at: datetime | None
+    used_by: str | None

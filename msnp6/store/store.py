@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import attrs
-from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.defer import TimeoutError as DeferredTimeout
@@ -28,13 +28,14 @@ from ..core.visibility import allows
 from ..wire.directory import Hit, Search
 from ..wire.errors import ErrorCode
 from .engine import bound_statements, is_sqlite
-from .models import accounts, directory_entries, invitations, list_entries
+from .models import accounts, directory_entries, invitations, invites, list_entries
 from .records import (
     LISTS,
     AccountDetails,
     AccountRecord,
     ContactInfo,
     InvitationRecord,
+    InviteRecord,
     ListEntryRecord,
     NewAccount,
     SyncSnapshot,
@@ -47,6 +48,10 @@ log = Logger()
 
 class DuplicateHandle(Exception):
     pass
+
+
+class InviteRefused(Exception):
+    """The invite code a sign-up gave is unknown, used or expired (one answer for all three)."""
 
 
 class StoreTimeout(DeferredTimeout):
@@ -135,10 +140,16 @@ class StoreCore:
         credential: bytes,
         verified: bool = True,
         email_enabled: bool = False,
+        invite_hash: str | None = None,
     ) -> AccountRecord:
+        """``invite_hash``: a sign-up's invite code (its hash), redeemed in the same transaction:
+        InviteRefused if it is not usable now, and an account that cannot be made (a taken
+        handle) leaves it unused."""
         now = _now()
         try:
             with self.transaction() as conn:
+                if invite_hash is not None:
+                    _redeem(conn, invite_hash, handle, now)
                 conn.execute(
                     insert(accounts).values(
                         handle=handle,
@@ -257,6 +268,17 @@ class StoreCore:
             conn.execute(insert(invitations).values(
                 sender=sender, recipient=recipient, lcid=lcid[:16], sender_name=sender_name, body=body,
                 created_at=_now()))
+
+    def create_invites(self, code_hashes: list[str], note: str, expires_at: datetime | None) -> None:
+        now = _now()
+        with self.transaction() as conn:
+            conn.execute(insert(invites), [
+                {"code_hash": h, "note": note, "created_at": now, "expires_at": expires_at} for h in code_hashes])
+
+    def list_invites(self) -> list[InviteRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(invites).order_by(invites.c.id)).all()
+        return [InviteRecord(r.code_hash, r.note, r.created_at, r.expires_at, r.used_at, r.used_by) for r in rows]
 
     def list_invitations(self, limit: int = 1000) -> list[InvitationRecord]:
         with self.engine.connect() as conn:
@@ -459,6 +481,19 @@ def _no_late_commit() -> None:
 
 #: PRP keys a client may set, and where they are kept.
 PROPERTY_COLUMNS = {"PHH": "phone_home", "PHW": "phone_work", "PHM": "phone_mobile", "MOB": "mobile_allowed"}
+
+
+def _redeem(conn: Connection, code_hash: str, handle: str, now: datetime) -> None:
+    """Mark an invite used by ``handle``, or InviteRefused. One conditional UPDATE: of two
+    sign-ups racing for one code, the second waits for the first's row lock (PostgreSQL; SQLite
+    has one writer), then finds it used and changes nothing."""
+    result = conn.execute(
+        update(invites)
+        .where(invites.c.code_hash == code_hash, invites.c.used_at.is_(None),
+               or_(invites.c.expires_at.is_(None), invites.c.expires_at > now))
+        .values(used_at=now, used_by=handle))
+    if result.rowcount != 1:
+        raise InviteRefused()
 
 
 def _lock(conn: Connection, *ids: int | None) -> None:
@@ -717,8 +752,15 @@ class Store:
     # -- operator changes (msnp6-admin, the admin port) ----------------------------------------
 
     def create_account(self, handle: str, friendly_name: str, credential: bytes, verified: bool = True,
-                       email_enabled: bool = False) -> "Deferred[AccountRecord]":
-        return self.run(self.core.create_account, handle, friendly_name, credential, verified, email_enabled)
+                       email_enabled: bool = False, invite_hash: str | None = None) -> "Deferred[AccountRecord]":
+        return self.run(self.core.create_account, handle, friendly_name, credential, verified, email_enabled,
+                        invite_hash)
+
+    def create_invites(self, code_hashes: list[str], note: str, expires_at: datetime | None) -> "Deferred[None]":
+        return self.run(self.core.create_invites, code_hashes, note, expires_at)
+
+    def list_invites(self) -> "Deferred[list[InviteRecord]]":
+        return self.run(self.core.list_invites)
 
     def create_accounts(self, rows: list[NewAccount]) -> "Deferred[list[str]]":
         return self.run(self.core.create_accounts, rows)

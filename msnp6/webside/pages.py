@@ -52,10 +52,12 @@ def error(title: str, text: str) -> bytes:
     return page(title, f"<p>{e(text)}</p>")
 
 
-def index(handle: str | None) -> bytes:
+def index(handle: str | None, signup: bool = False) -> bytes:
+    """``signup``: sign-up is open (or by invite): link to it."""
     who = f"<p>Signed in as {e(handle)}.</p>" if handle else (
         "<p>Not signed in. Messenger signs you in when you open one of its menu items.</p>")
-    return page("Messenger services", who + "\n<ul>\n<li><a href=\"/profile\">Your member-directory entry</a></li>\n"
+    join = "<li><a href=\"/signup\">Make a new account</a></li>\n" if signup else ""
+    return page("Messenger services", who + "\n<ul>\n" + join + "<li><a href=\"/profile\">Your member-directory entry</a></li>\n"
                 "<li><a href=\"/mobile/settings\">Your phone numbers and paging</a></li>\n"
                 "<li><a href=\"/password\">Change your password</a></li>\n"
                 "<li><a href=\"/cgi-bin/HoTMaiL\">Your unread mail counts</a></li>\n"

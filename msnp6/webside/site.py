@@ -33,6 +33,7 @@ from .mobile import MobileSettings
 from .password import ChangePassword
 from .profile import Profile
 from .sessions import ReplayGuard, WebSession, WebSessions
+from .signup import SignUp
 
 log = Logger()
 
@@ -82,7 +83,8 @@ class Index(Resource):
 
     def render_GET(self, request: Request) -> bytes:
         session = self.side.session(request)
-        return _respond(request, 200, pages.index(session.handle if session else None))
+        return _respond(request, 200, pages.index(session.handle if session else None,
+                                                  signup=self.side.realm.config.signup != "off"))
 
 
 class NotOffered(Resource):
@@ -221,6 +223,7 @@ def web_site(realm: Any) -> Site:
     side = WebSide(realm)
     root = WebRoot(side)
     _put(root, "ppsecure/md5auth.srf", Md5Auth(side))
+    _put(root, "signup", SignUp(side))
     for path, service in pages.service_paths().items():
         page = PAGES.get(service)
         _put(root, path, page(side) if page is not None else NotOffered(side, service))
