@@ -14,6 +14,7 @@ from ..directory.interface import Directory
 from ..directory.memory import MemoryDirectory
 from ..framing import OutputFlusher
 from ..keyring import KeyringRefresh
+from ..mail.settings import MailSettings
 from ..services import AccountService, ListService, Services
 from .chats import ChatRegistry
 from .last_login import LastLogins
@@ -51,6 +52,8 @@ class Config:
     #: The web listener's bound port (``--web``), once it listens: without a base URL, links
     #: point at it on the public host.
     web_port: int | None = None
+    #: Where the web side's mails go (``--smtp-relay``, ``--mail-from``); None: e-mail is off.
+    mail: MailSettings | None = None
 
     def web_base(self) -> str:
         if self.web_base_url:

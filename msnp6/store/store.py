@@ -159,8 +159,17 @@ class StoreCore:
             )
         return result.rowcount == 1
 
-    def set_credential(self, handle: str, credential: bytes) -> bool:
-        return self._update_account(handle, credential=credential)
+    def set_credential(self, handle: str, credential: bytes, replacing: bytes | None = None) -> bool:
+        """``replacing``: only if the stored credential is still that one (a reset link's
+        single use, even when two posts race)."""
+        if replacing is None:
+            return self._update_account(handle, credential=credential)
+        with self.transaction() as conn:
+            result = conn.execute(
+                update(accounts).where(accounts.c.handle == handle, accounts.c.credential == replacing)
+                .values(credential=credential, updated_at=_now())
+            )
+        return result.rowcount == 1
 
     def set_verified(self, handle: str, verified: bool) -> bool:
         return self._update_account(handle, verified=verified)
@@ -690,8 +699,8 @@ class Store:
                        email_enabled: bool = False) -> "Deferred[AccountRecord]":
         return self.run(self.core.create_account, handle, friendly_name, credential, verified, email_enabled)
 
-    def set_credential(self, handle: str, credential: bytes) -> "Deferred[bool]":
-        return self.run(self.core.set_credential, handle, credential)
+    def set_credential(self, handle: str, credential: bytes, replacing: bytes | None = None) -> "Deferred[bool]":
+        return self.run(self.core.set_credential, handle, credential, replacing)
 
     def set_verified(self, handle: str, verified: bool) -> "Deferred[bool]":
         return self.run(self.core.set_verified, handle, verified)
