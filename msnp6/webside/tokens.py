@@ -17,6 +17,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from typing import Any
 
 import attrs
@@ -33,6 +34,9 @@ SUBKEY = "mail-links"
 _FORMAT = "1"
 #: Longer tokens are not looked at (a handle is at most 129 bytes: far below).
 MAX_TOKEN = 1024
+#: What a token looks like: two unpadded base64url parts (nothing else is decoded, so one
+#: token has one spelling).
+_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 def _b64(data: bytes) -> str:
@@ -76,16 +80,16 @@ class LinkTokens:
     def claim(self, token: str, purpose: str) -> Claim | None:
         """What ``token`` claims, if it is well formed, for ``purpose``, unexpired and signed with
         a key this server holds; None otherwise. Its tag is not checked yet (``genuine``)."""
-        if len(token) > MAX_TOKEN or not token.isascii():
+        if len(token) > MAX_TOKEN or not _SHAPE.fullmatch(token):
             return None
-        encoded, dot, encoded_tag = token.partition(".")
+        encoded, _, encoded_tag = token.partition(".")
         try:
             payload, tag = _unb64(encoded), _unb64(encoded_tag)
             fields = payload.decode("ascii").split("\n")
             key_id = bytes.fromhex(fields[2]) if len(fields) == 5 else b""
         except (binascii.Error, ValueError):
             return None
-        if not dot or len(fields) != 5 or fields[0] != _FORMAT or fields[1] != purpose:
+        if len(fields) != 5 or fields[0] != _FORMAT or fields[1] != purpose:
             return None
         _, _, _, expires, handle = fields
         if not (expires.isdigit() and len(expires) <= 12) or not is_valid_handle(handle):
