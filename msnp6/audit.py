@@ -73,3 +73,29 @@ def signup(account: str, address: str, mode: str) -> None:
     """A new account made on the web side's sign-up page (``mode``: open or invite)."""
     log.info("audit: signup {account} from {address} ({mode})", audit="signup", account=_safe(account),
              address=address, mode=mode)
+
+
+def verification_sent(account: str, address: str, outcome: str) -> None:
+    """A verification mail for ``account`` was asked for (by the web page at ``address``, or by
+    sign-up); ``outcome``: ``sent``, ``not_sent`` (the relay failed) or ``rate_limited``."""
+    log.info("audit: verification mail {account} from {address}: {outcome}", audit="verification_sent",
+             account=_safe(account), address=address, outcome=outcome)
+
+
+def verified(account: str, address: str) -> None:
+    """``account``'s e-mail address was verified through its mailed link."""
+    log.info("audit: verified {account} from {address}", audit="verified", account=_safe(account),
+             address=address)
+
+
+def reset_requested(account: str, address: str, outcome: str) -> None:
+    """A password reset mail was asked for ``account`` (as typed, escaped): ``outcome`` is
+    ``mailed``, ``no_account``, ``disabled`` or ``rate_limited`` (the page says the same for all)."""
+    log.info("audit: password reset requested {account} from {address}: {outcome}", audit="reset_requested",
+             account=_safe(account), address=address, outcome=outcome)
+
+
+def password_reset(account: str, address: str) -> None:
+    """``account``'s password was set through its mailed reset link."""
+    log.info("audit: password reset {account} from {address}", audit="password_reset", account=_safe(account),
+             address=address)

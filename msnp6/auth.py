@@ -12,7 +12,9 @@ import secrets
 import time
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _FORMAT = b"\x01"
 _NONCE = 12
@@ -34,6 +36,7 @@ class CredentialKey:
         if len(key) != 32:
             raise CredentialKeyError("the credential key must be 32 bytes")
         self._aead = AESGCM(key)
+        self._secret = key
         self.key_id = hashlib.sha256(b"msnp6-key-id" + key).digest()[:_KEY_ID]
 
     @classmethod
@@ -47,6 +50,13 @@ class CredentialKey:
             return cls(bytes.fromhex(path.read_text().strip()))
         except (ValueError, OSError) as e:
             raise CredentialKeyError(f"cannot read credential key file {path}: {e}") from e
+
+    def subkey(self, purpose: str) -> bytes:
+        """A 32-byte key for one ``purpose`` (HKDF-SHA256 of this key): other uses of the server's
+        secret (signed mail links) never hold the sealing key itself, and one purpose's key
+        says nothing about another's."""
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                    info=b"msnp6 subkey: " + purpose.encode("ascii")).derive(self._secret)
 
     def seal(self, handle: str, password: str) -> bytes:
         nonce = secrets.token_bytes(_NONCE)
@@ -91,6 +101,10 @@ class CredentialKeyring:
         self._keys[key.key_id] = key
         if newest:
             self.newest = key
+
+    def key(self, key_id: bytes) -> CredentialKey | None:
+        """The held key ``key_id``, or None."""
+        return self._keys.get(key_id)
 
     def prefer(self, key_id: bytes) -> None:
         """Seal new passwords with the held key ``key_id``."""

@@ -22,6 +22,7 @@ from .core.realm import SIGNUP_MODES, Config, Realm
 from .dispatch import DispatchProtocol
 from .framing import RealmFactory
 from .logs import LOGGERS
+from .mail.settings import SettingError, mail_settings
 from .metrics import Metrics
 from .notification import NotificationProtocol
 from .paths import default_db_url, default_key_file
@@ -59,6 +60,8 @@ ENV_DEFAULTS = {
     "node": ("MSNP6_NODE", ""),
     "roles": ("MSNP6_ROLES", ""),
     "node-ttl": ("MSNP6_NODE_TTL", "10"),
+    "smtp-relay": ("MSNP6_SMTP_RELAY", ""),
+    "mail-from": ("MSNP6_MAIL_FROM", ""),
 }
 #: The environment twin of --limit: ``cal=20/10,rename=5/30``; a --limit for the same name wins.
 LIMITS_VARIABLE = "MSNP6_LIMITS"
@@ -102,6 +105,12 @@ class Options(usage.Options):
         ["node-ttl", None, None,
          "Seconds without a heartbeat after which a node counts as dead (its users go FLN) "
          "[default: $MSNP6_NODE_TTL, else 10]"],
+        ["smtp-relay", None, None,
+         "HOST:PORT of an SMTP relay (a local MTA) for the web side's mails: address verification and "
+         "password reset links [default: $MSNP6_SMTP_RELAY, else off: no mail]"],
+        ["mail-from", None, None,
+         "The address those mails come from, e.g. messenger@example.org; needed with --smtp-relay "
+         "[default: $MSNP6_MAIL_FROM]"],
         ["shutdown-timeout", None, 5.0, "Seconds a graceful shutdown (SIGTERM) may take", float],
         ["login-timeout", None, 60.0, "Seconds a connection may take to log in", float],
         ["challenge-timeout", None, 50.0, "Seconds a client has to answer CHL", float],
@@ -146,6 +155,10 @@ class Options(usage.Options):
         self._cluster_options(blank_roles)
         if self["signup"] not in SIGNUP_MODES:
             raise usage.UsageError(f"--signup must be one of: {', '.join(SIGNUP_MODES)}, not {self['signup']!r}")
+        try:
+            self["mail"] = mail_settings(self["smtp-relay"], self["mail-from"])
+        except SettingError as e:
+            raise usage.UsageError(str(e)) from None
         if self["store-timeout"] < 0:
             raise usage.UsageError("--store-timeout must be 0 or more")
         if self["log-format"] not in LOGGERS:
@@ -316,6 +329,7 @@ def make_config(options: Options) -> Config:
         store_timeout=options["store-timeout"],
         limits=options["limits"],
         signup=options["signup"],
+        mail=options["mail"],
     )
 
 

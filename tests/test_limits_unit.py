@@ -19,7 +19,8 @@ from msnp6.testing import ClockStore, send_login, take_lines, unit_realm
 
 def test_every_limit_has_a_default_and_the_documented_names():
     assert NAMES == ("login-account", "login-address", "connections-address", "prelogin-total", "cal", "rename",
-                     "page", "invitation", "xfr-sb", "signup-address", "cookies-user", "fl", "al", "bl", "sb-participants")
+                     "page", "invitation", "xfr-sb", "signup-address", "cookies-user", "fl", "al", "bl",
+                     "mail-address", "mail-account", "sb-participants")
     limits = Limits()
     assert limits["cal"] == Limit(20, 10) and limits["rename"] == Limit(5, 30) and limits["fl"] == Limit(600)
     assert all(limits[info.name] == info.default for info in INFO)
@@ -173,7 +174,7 @@ def test_memory_windows_count_each_rate_limit_per_key_on_the_clock():
     limits = Limits().overridden(["cal=2/10", "rename=1/30", "login-account=2/60", "login-address=3/60"])
     windows = MemoryWindows(clock, limits)
     assert RATE_NAMES == ("login-account", "login-address", "cal", "rename", "page", "invitation", "xfr-sb",
-                          "signup-address")
+                          "signup-address", "mail-address", "mail-account")
 
     def allowed(name: str, key: str) -> bool:
         answers: list[bool] = []

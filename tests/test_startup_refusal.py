@@ -153,6 +153,10 @@ def test_the_wrong_key(tmp_path, database, accounts):
     (["--web", "tcp:abc"], {}, "--web 'tcp:abc' is not a listening endpoint such as tcp:8080: "),
     (["--db", "not a url"], {}, "--db / $MSNP6_DB is not a database URL: "),
     (["--bogus"], {}, "option --bogus not recognized"),
+    (["--smtp-relay", "127.0.0.1:25"], {}, "--smtp-relay needs --mail-from ADDRESS"),
+    (["--smtp-relay", "127.0.0.1:x", "--mail-from", "m@example.org"], {}, "--smtp-relay is HOST:PORT"),
+    (["--smtp-relay", "127.0.0.1:25", "--mail-from", "nobody"], {}, "--mail-from is an address"),
+    ([], {"MSNP6_SMTP_RELAY": "127.0.0.1:25", "MSNP6_LOG_FORMAT": "json"}, "--smtp-relay needs --mail-from"),
     # The format from the environment, as the compose file and the systemd unit set it.
     (["--node-ttl", "0"], {"MSNP6_LOG_FORMAT": "json"}, "--node-ttl must be between 1 and 3600 seconds"),
 ])

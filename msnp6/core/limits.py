@@ -44,6 +44,8 @@ INFO: tuple[LimitInfo, ...] = (
     LimitInfo("fl", Limit(600), "forward list entries", "`210`"),
     LimitInfo("al", Limit(1000), "allow list entries", "`210`"),
     LimitInfo("bl", Limit(1000), "block list entries", "`210`"),
+    LimitInfo("mail-address", Limit(20, 3600), "mails asked for on the web side (password resets, verification) per client address", "a `429` page"),
+    LimitInfo("mail-account", Limit(3, 3600), "reset and verification mails asked for per e-mail address (with an account or not)", "no mail, the same page"),
     LimitInfo("sb-participants", Limit(20), "people in (or invited to) one switchboard session", "`280` to the `CAL`"),
 )
 

@@ -14,6 +14,7 @@ from ..directory.interface import Directory
 from ..directory.memory import MemoryDirectory
 from ..framing import OutputFlusher
 from ..keyring import KeyringRefresh
+from ..mail.settings import MailSettings
 from ..services import AccountService, ListService, Services
 from .chats import ChatRegistry
 from .last_login import LastLogins
@@ -56,6 +57,8 @@ class Config:
     web_port: int | None = None
     #: ``--signup``: open (anyone), invite (with a code from ``msnp6-admin invite create``) or off.
     signup: str = "off"
+    #: Where the web side's mails go (``--smtp-relay``, ``--mail-from``); None: e-mail is off.
+    mail: MailSettings | None = None
 
     def web_base(self) -> str:
         if self.web_base_url:

@@ -76,9 +76,11 @@ class AccountService:
         return self.store.create_accounts([NewAccount(handle, name, self._seal(handle, password), verified)
                                            for handle, name, password, verified in rows])
 
-    def set_password(self, handle: str, password: str) -> "Deferred[None]":
+    def set_password(self, handle: str, password: str, replacing: bytes | None = None) -> "Deferred[None]":
+        """``replacing``: change it only while the stored credential is that sealed one
+        (NoSuchAccount if it has changed meanwhile: a password reset link works once)."""
         # The next login checks the new one; a session already open stays (as on the real service).
-        return self.store.set_credential(handle, self._seal(handle, password)).addCallback(
+        return self.store.set_credential(handle, self._seal(handle, password), replacing).addCallback(
             lambda found: _found(handle, found))
 
     def set_verified(self, handle: str, verified: bool) -> "Deferred[None]":

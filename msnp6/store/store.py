@@ -200,8 +200,17 @@ class StoreCore:
             )
         return result.rowcount == 1
 
-    def set_credential(self, handle: str, credential: bytes) -> bool:
-        return self._update_account(handle, credential=credential)
+    def set_credential(self, handle: str, credential: bytes, replacing: bytes | None = None) -> bool:
+        """``replacing``: only if the stored credential is still that one (a reset link's
+        single use, even when two posts race)."""
+        if replacing is None:
+            return self._update_account(handle, credential=credential)
+        with self.transaction() as conn:
+            result = conn.execute(
+                update(accounts).where(accounts.c.handle == handle, accounts.c.credential == replacing)
+                .values(credential=credential, updated_at=_now())
+            )
+        return result.rowcount == 1
 
     def set_verified(self, handle: str, verified: bool) -> bool:
         return self._update_account(handle, verified=verified)
@@ -765,8 +774,8 @@ class Store:
     def create_accounts(self, rows: list[NewAccount]) -> "Deferred[list[str]]":
         return self.run(self.core.create_accounts, rows)
 
-    def set_credential(self, handle: str, credential: bytes) -> "Deferred[bool]":
-        return self.run(self.core.set_credential, handle, credential)
+    def set_credential(self, handle: str, credential: bytes, replacing: bytes | None = None) -> "Deferred[bool]":
+        return self.run(self.core.set_credential, handle, credential, replacing)
 
     def set_verified(self, handle: str, verified: bool) -> "Deferred[bool]":
         return self.run(self.core.set_verified, handle, verified)

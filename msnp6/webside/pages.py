@@ -61,7 +61,16 @@ def index(handle: str | None, signup: bool = False) -> bytes:
                 "<li><a href=\"/mobile/settings\">Your phone numbers and paging</a></li>\n"
                 "<li><a href=\"/password\">Change your password</a></li>\n"
                 "<li><a href=\"/cgi-bin/HoTMaiL\">Your unread mail counts</a></li>\n"
+                "<li><a href=\"/verify/send\">Verify your e-mail address</a></li>\n"
+                "<li><a href=\"/reset\">Forgot your password?</a></li>\n"
                 "</ul>")
+
+
+def mail_off(title: str) -> bytes:
+    """What the e-mail pages say when the operator has set up no mail relay."""
+    return page(title, "<p>E-mail is not configured on this network, so it cannot send you a link. "
+                "Ask the operator of this network: they can verify your address or set a new "
+                "password for you.</p>")
 
 
 def not_offered(service: str, handle: str | None) -> bytes:

@@ -1,6 +1,7 @@
-"""``/signup`` (``--signup open|invite|off``): make an account from a browser, unverified until the
-operator verifies it (``USR OK ... 0``, the client's "verify your e-mail" warning), through
-AccountService.create like ``msnp6-admin user add``.
+"""``/signup`` (``--signup open|invite|off``): make an account from a browser, through
+AccountService.create like ``msnp6-admin user add``, unverified (``USR OK ... 0``, the client's
+"verify your e-mail" warning) until its owner opens the verification link sign-up mails (with
+``--smtp-relay``) or the operator verifies it.
 
 The page has no web session to carry a CSRF token, so it uses a double-submit token: a random
 value in a cookie of its own (HttpOnly, SameSite=Strict, only for ``/signup``) and in a hidden
@@ -43,6 +44,9 @@ COOKIE = b"msnp6_signup"
 LIMIT = "signup-address"
 #: secrets.token_urlsafe(32): 43 characters.
 TOKEN_LENGTH = 43
+
+#: Who verifies a new account's address: its owner through the mailed link, or the operator.
+VERIFIED_BY = {True: "you open the link we mail to that address", False: "the operator verifies it"}
 
 #: Sent for every refusal the database gives (a taken handle included): see the module's doc.
 NOT_CREATED = "Could not create that account. Check the address, or choose another one."
@@ -93,8 +97,10 @@ def closed_page() -> bytes:
                       "for an account.</p>")
 
 
-def signup_page(mode: str, csrf: str, form: Form | None = None, problem: str | None = None) -> bytes:
-    """The form; after a refused post, ``problem`` and what was typed (never the passwords or the code)."""
+def signup_page(mode: str, csrf: str, form: Form | None = None, problem: str | None = None,
+                mailed: bool = False) -> bytes:
+    """The form; after a refused post, ``problem`` and what was typed (never the passwords or the
+    code). ``mailed``: sign-up mails a verification link (an SMTP relay is configured)."""
     handle, name = (form.handle, form.name) if form is not None else ("", "")
     note = f"<p><strong>{pages.e(problem)}</strong></p>\n" if problem else ""
     rows = [
@@ -109,7 +115,7 @@ def signup_page(mode: str, csrf: str, form: Form | None = None, problem: str | N
     invite = " You need an invite code from the operator." if mode == "invite" else ""
     return pages.page("Sign up", (
         f"<p>Make an account for MSN Messenger on this network.{invite} Your e-mail address stays "
-        "unverified until the operator verifies it; Messenger reminds you of that when you sign in.</p>\n"
+        f"unverified until {VERIFIED_BY[mailed]}; Messenger reminds you of that when you sign in.</p>\n"
         + note + pages.form(PATH, csrf, "\n".join(rows) + "\n", "Sign up")))
 
 
@@ -120,11 +126,11 @@ def _row(name: str, label: str, kind: str, value: str, size: int, complete: str,
             f"autocomplete=\"{complete}\"{value_attr}{' required' if required else ''}></p>")
 
 
-def created_page(handle: str) -> bytes:
+def created_page(handle: str, mailed: bool = False) -> bytes:
     return pages.page("Account created", (
         f"<p>The account {pages.e(handle)} is ready: sign in with Messenger using that address and your "
-        "password. Its e-mail address is not verified yet, so Messenger shows a reminder until the "
-        "operator verifies it.</p>"))
+        f"password. Its e-mail address is not verified yet, so Messenger shows a reminder until "
+        f"{VERIFIED_BY[mailed]}.</p>"))
 
 
 class SignUp(Resource):
@@ -138,13 +144,17 @@ class SignUp(Resource):
         return super().getChild(path, request)
 
     @property
+    def mailed(self) -> bool:
+        return bool(self.side.mail.enabled)
+
+    @property
     def mode(self) -> str:
         return str(self.side.realm.config.signup)
 
     def render_GET(self, request: Request) -> bytes:
         if self.mode == "off":
             return respond(request, 200, closed_page())
-        return respond(request, 200, signup_page(self.mode, self._token(request)))
+        return respond(request, 200, signup_page(self.mode, self._token(request), mailed=self.mailed))
 
     def render_POST(self, request: Request) -> Any:
         mode = self.mode
@@ -153,13 +163,13 @@ class SignUp(Resource):
         cookie = request.getCookie(COOKIE)
         if not cookie or not hmac.compare_digest(cookie, field(request, "csrf").encode()):
             log.info("web: a sign-up post without its CSRF token from {address} refused", address=host(request))
-            return respond(request, 403, signup_page(mode, self._token(request), problem=(
+            return respond(request, 403, signup_page(mode, self._token(request), mailed=self.mailed, problem=(
                 "This form was out of date or not sent from this site: nothing was created. Fill it in again.")))
         csrf = cookie.decode("ascii", "replace")
         form = Form.read(request)
         problem = form.problem(mode)
         if problem is not None:
-            return respond(request, 400, signup_page(mode, csrf, form, problem))
+            return respond(request, 400, signup_page(mode, csrf, form, problem, self.mailed))
         realm, address = self.side.realm, host(request)
         gone: list[bool] = []
         request.notifyFinish().addErrback(lambda _: gone.append(True))
@@ -182,15 +192,18 @@ class SignUp(Resource):
         def created(account: AccountRecord) -> None:
             audit.signup(account.handle, peer(request), mode)
             realm.count("signup")
-            finish(200, created_page(account.handle))
+            # The mail goes out on its own (it never fails; the relay's answer is logged): the
+            # page need not wait for the relay.
+            self.side.mail.send_verification(account.handle, peer(request))
+            finish(200, created_page(account.handle, self.mailed))
 
         def refused(failure: Failure) -> None:
             if failure.check(InviteRefused):
                 log.info("web: a sign-up from {address} with an unusable invite code refused", address=address)
-                finish(403, signup_page(mode, csrf, form, BAD_INVITE))
+                finish(403, signup_page(mode, csrf, form, BAD_INVITE, self.mailed))
             elif failure.check(DuplicateHandle):
                 log.info("web: a sign-up from {address} for a taken handle refused", address=address)
-                finish(400, signup_page(mode, csrf, form, NOT_CREATED))
+                finish(400, signup_page(mode, csrf, form, NOT_CREATED, self.mailed))
             else:
                 log_store_failure(log, failure, "web sign-up from {address}: the store failed", address=address)
                 finish(503, pages.error("Unavailable", "Nothing was created. Please try again in a minute."))

@@ -18,6 +18,7 @@ from ..auth import SealedWithOtherKey
 from ..core.windows import LoginCheck
 from ..directory.record import PresenceRecord
 from ..http_body import BoundedSite
+from ..mail.mailer import Mailer
 from ..services.accounts import AccountService
 from ..store.faults import log_store_failure
 from ..store.records import AccountRecord
@@ -27,13 +28,16 @@ from .http import field as _field
 from .http import host as _host
 from .http import peer as _peer
 from .http import respond as _respond
+from .links import MailLinks
 from .mailbox import Compose, Mailbox, ReadMessage
 from .md5auth import SL_SKEW, Post, local_target, posted_handle, why_refused
 from .mobile import MobileSettings
 from .password import ChangePassword
 from .profile import Profile
+from .reset import ConfirmReset, RequestReset
 from .sessions import ReplayGuard, WebSession, WebSessions
 from .signup import SignUp
+from .verify import SendVerification, Verify
 
 log = Logger()
 
@@ -49,6 +53,9 @@ class WebSide:
         self.replays = ReplayGuard(realm.clock, 2 * SL_SKEW)
         self.accounts = AccountService(realm.store, realm.bus, realm.key)
         self.lists = realm.services.lists  # the one write path PRP uses too
+        mail = realm.config.mail
+        #: The verification and reset mails (``enabled`` only with ``--smtp-relay``).
+        self.mail = MailLinks(realm, Mailer(mail, realm.clock) if mail is not None else None)
 
     def session(self, request: Request) -> WebSession | None:
         cookie = request.getCookie(COOKIE)
@@ -219,11 +226,19 @@ PAGES: dict[str, Callable[[WebSide], Resource]] = {
 }
 
 
+#: The e-mail pages (mounted in this order: a parent before its children).
+MAIL_PAGES: dict[str, Callable[[WebSide], Resource]] = {
+    "verify": Verify, "verify/send": SendVerification, "reset": RequestReset, "reset/confirm": ConfirmReset,
+}
+
+
 def web_site(realm: Any) -> Site:
     side = WebSide(realm)
     root = WebRoot(side)
     _put(root, "ppsecure/md5auth.srf", Md5Auth(side))
     _put(root, "signup", SignUp(side))
+    for path, mail_page in MAIL_PAGES.items():
+        _put(root, path, mail_page(side))
     for path, service in pages.service_paths().items():
         page = PAGES.get(service)
         _put(root, path, page(side) if page is not None else NotOffered(side, service))
