@@ -426,6 +426,17 @@ def warn_without_web_base(options: Options) -> None:
                  host=options["public-host"])
 
 
+def warn_web_options_unused(options: Options) -> None:
+    """--signup or --smtp-relay on a process that does not serve the web side do nothing there;
+    said once (a shared environment file may well set them for every role of a cluster)."""
+    if "web" in options["roles"]:
+        return
+    for name, given in (("signup", options["signup"] != "off"), ("smtp-relay", bool(options["smtp-relay"]))):
+        if given:
+            log.warn("--{name} has no effect in a process without the web role (--web): it only "
+                     "changes what the web side serves", name=name)
+
+
 def makeService(options: Options) -> service.MultiService:
     from twisted.internet import reactor
 
@@ -435,6 +446,7 @@ def makeService(options: Options) -> service.MultiService:
         check_endpoints({**listeners, "admin": options["admin"], "web": options["web"]}, reactor)
         realm, member = make_realm(options, reactor)
         warn_without_web_base(options)
+        warn_web_options_unused(options)
         top = Guarded()
         service_tree(options, realm.store, [(realm, listeners)], reactor, member).setServiceParent(top)
         return top

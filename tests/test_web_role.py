@@ -151,12 +151,16 @@ def test_a_node_without_a_web_base_says_where_url_replies_go(database, key_file,
     if database.backend != "postgresql":
         pytest.skip("the cluster runs on PostgreSQL (its processes share the database)")
     node = ServerProcess(database.url, key_file, tmp_path / "b",
-                         ["--bus", f"redis://127.0.0.1:{redis_server.port}/8", "--roles", "ns,sb", "--node", "b"],
-                         services=("ns", "sb"))
+                         ["--bus", f"redis://127.0.0.1:{redis_server.port}/8", "--roles", "ns,sb", "--node", "b",
+                          "--signup", "open"],
+                         services=("ns", "sb"), env={"MSNP6_SMTP_RELAY": "127.0.0.1:25", "MSNP6_MAIL_FROM": "m@x.org"})
     node.start()
     try:
         assert node.log().count("URL replies point at http://127.0.0.1/ (no --web-base-url, and this node "
                                 "does not serve the web side): set --web-base-url / $MSNP6_WEB_BASE_URL "
                                 "to the web role's public base") == 1
+        # So are the web side's own options (a shared environment file may set them for every role).
+        for name in ("signup", "smtp-relay"):
+            assert node.log().count(f"--{name} has no effect in a process without the web role (--web)") == 1
     finally:
         assert node.stop() == 0
