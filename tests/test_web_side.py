@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
+import attrs
 import html5lib
 import pytest
 from twisted.internet.task import Clock
@@ -220,3 +221,19 @@ def test_signup_is_off_unless_the_option_or_its_variable_says_otherwise(monkeypa
     assert parsed("--signup", "open")["signup"] == "open"  # the flag wins
     with pytest.raises(usage.UsageError, match="--signup must be one of: open, invite, off"):
         parsed("--signup", "yes")
+
+
+def test_the_mail_pages_are_well_formed_and_escape_what_they_show():
+    from msnp6.webside import reset, verify
+
+    hostile = "<b>&\"'x@example.com"
+    account = AccountRecord(1, hostile, hostile, False, 3, "AL", "AL", None, None, None, False, False, True, 4, 2, b"")
+    shown = [verify.send_page(hostile, account, "tok\"en", sent) for sent in (False, True)]
+    shown += [verify.send_page(hostile, attrs.evolve(account, verified=True), "t", False),
+              verify.confirm_page(hostile, "tok\"en"), verify.link_refused(), reset.request_page(),
+              reset.confirm_page(hostile, "tok\"en"), reset.link_refused(), pages.mail_off("E-mail <off>")]
+    for body in shown:
+        structure = check(body)
+        assert b"<b>&" not in body and b'tok"en' not in body
+        assert hostile in structure.text or "form" in structure.seen or "not valid" in structure.text \
+            or "not configured" in structure.text

@@ -41,6 +41,12 @@ def send_page(handle: str, account: AccountRecord, csrf: str, sent: bool) -> byt
         + note + pages.form(SEND_PATH, csrf, "", "Send me a verification mail")))
 
 
+def confirm_page(handle: str, token: str) -> bytes:
+    """The link's page: a button (a POST: a mail scanner opening the link verifies nothing)."""
+    return pages.page(TITLE, (f"<p>Press the button to confirm that {escape(handle)} is your address.</p>\n"
+                              + pages.form("/verify", token, "", "Confirm my address")))
+
+
 def link_refused() -> bytes:
     return pages.error("Link not valid", "This link is not valid: it is wrong, too old, or no longer "
                        "belongs to an account. Ask for a new one.")
@@ -96,9 +102,7 @@ class Verify(Resource):
         handle = links.tokens.check(token, VERIFY)
         if handle is None:
             return respond(request, 403, link_refused())
-        return respond(request, 200, pages.page(TITLE, (
-            f"<p>Press the button to confirm that {escape(handle)} is your address.</p>\n"
-            + pages.form("/verify", token, "", "Confirm my address"))))
+        return respond(request, 200, confirm_page(handle, token))
 
     def render_POST(self, request: Request) -> Any:
         links = self.side.mail
