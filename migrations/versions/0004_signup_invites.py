@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-12-14
+Create Date: 2026-11-30
 """
 from alembic import op
 import sqlalchemy as sa
