@@ -79,7 +79,8 @@ class ListEntry(Base):
     name: Mapped[str] = mapped_column(Text)
     #: FL only: the MSNP7 groups the contact is in, comma-separated ids ("0" = Other Contacts).
     #: A column, not a table: a set of at most 30 small ids, always read and written whole, that
-    #: the SYN load gets in the same statement as the list. None on AL/BL/RL entries.
+    #: the SYN load gets in the same statement as the list. None on AL/BL/RL entries (an FL entry
+    #: with None, e.g. written by benchmarks/seed.py, is in group 0).
     group_ids: Mapped[str | None] = mapped_column(String(90), nullable=True)
 
 
