@@ -2,15 +2,15 @@
 
 Existing FL entries go to group 0 ("Other Contacts"), which exists without a row.
 
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-10
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-30
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
