@@ -94,13 +94,13 @@ def test_msnp5_client_gets_no_verified_bit_and_no_challenge(server, accounts):
         c.expect_silence(1.5)  # no CHL for MSNP5
 
 
-def test_msnp7_client_falls_back_to_msnp6(server, accounts):
+def test_msnp7_client_gets_msnp7_and_its_referral_form(server, accounts):
     handle = accounts.create()
-    line = ds_redirect(server, handle, "MSNP7 MSNP6 MSNP5 MSNP4 CVR0", "MSNP6 MSNP5 MSNP4 CVR0")
-    assert line == f"XFR 3 NS 127.0.0.1:{server.ports['ns']} 0"
+    line = ds_redirect(server, handle, "MSNP7 MSNP6 MSNP5 MSNP4 CVR0")
+    assert line == f"XFR 3 NS 127.0.0.1:{server.ports['ns']} 0 127.0.0.1:{server.ports['ds']}"
     with server.client() as c:
         c.send("VER 1 MSNP7 MSNP6 MSNP5 MSNP4 CVR0")
-        c.expect("VER 1 MSNP6 MSNP5 MSNP4 CVR0")
+        c.expect("VER 1 MSNP7 MSNP6 MSNP5 MSNP4 CVR0")
 
 
 def test_ver_matching_is_case_insensitive(server):
@@ -171,7 +171,7 @@ def test_second_ver_after_login_gets_715_and_close(server, accounts):
 
 
 @pytest.mark.parametrize("service", ["ds", "ns"])
-@pytest.mark.parametrize("offer", ["MSNP2 CVR0", "MSNP8 CVR0", "CVR0", "MSNP13"])
+@pytest.mark.parametrize("offer", ["MSNP1 CVR0", "MSNP8 CVR0", "CVR0", "MSNP13"])
 def test_no_common_version_gets_ver_0_and_close(server, service, offer):
     with server.client(service) as c:
         c.send(f"VER 1 {offer}")

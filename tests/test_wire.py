@@ -105,7 +105,8 @@ def test_handles(handle, ok):
 
 def test_negotiation():
     n = negotiate(["MSNP7", "MSNP6", "MSNP5", "MSNP4", "CVR0"])
-    assert n.echo == ("MSNP6", "MSNP5", "MSNP4", "CVR0") and n.dialect == SUPPORTED["MSNP6"]
+    assert n.echo == ("MSNP7", "MSNP6", "MSNP5", "MSNP4", "CVR0") and n.dialect == SUPPORTED["MSNP7"]
+    assert negotiate(["MSNP2", "CVR0"]).dialect == SUPPORTED["MSNP2"]
     assert negotiate(["MSNP5"]).echo == ("MSNP5",)
     assert negotiate(["CVR0"]).dialect is None
     assert negotiate(["MSNP8", "CVR0"]).dialect is None

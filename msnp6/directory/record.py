@@ -16,7 +16,7 @@ class PresenceRecord:
     node: str
     session: str
     account_id: int
-    #: The dialect the session speaks (MSNP3..MSNP6): decides e.g. whether it can take an IPG.
+    #: The dialect the session speaks (MSNP2..MSNP7): decides e.g. whether it can take an IPG.
     dialect: str
     #: None until the first CHG (the user counts as offline until then); HDN shows as offline.
     status: str | None

@@ -108,6 +108,7 @@ def _contact_deleted(conn: "NotificationProtocol", e: ev.ContactDeleted) -> None
         for entries in s.lists.values():
             entries.pop(contact, None)
         s.contacts.pop(contact, None)
+        s.set_fl_groups(contact, ())
 
     conn.stream.apply(e.version, forget)
     conn.publish_record()
@@ -163,9 +164,12 @@ def _mail(conn: "NotificationProtocol", e: ev.MailArrived) -> None:
     if not state.email_enabled:
         return
     state.inbox_unread = e.unread
+    dialect = conn.dialect
+    assert dialect is not None
     conn.send_payload("MSG", ("Hotmail", "Hotmail"), new_mail_payload(MailNotice(
         from_name=e.from_name or e.from_addr, from_addr=e.from_addr, subject=e.subject,
-        message_url=f"/cgi-bin/getmsg?msg={e.unread}", post_url=conn.realm.config.web_url(""))))
+        message_url=f"/cgi-bin/getmsg?msg={e.unread}", post_url=conn.realm.config.web_url("")),
+        dialect.mail_notice_type, dialect.mail_notice_id))
 
 
 def _page(conn: "NotificationProtocol", e: ev.PageArrived) -> None:

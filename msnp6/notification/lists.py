@@ -16,6 +16,7 @@ from ..store.records import ContactInfo
 from ..store.store import ListChange, ListRefused
 from ..wire import sync
 from ..wire.errors import Disconnect, ErrorCode, ProtocolError
+from ..wire.groups import DEFAULT_GROUP, MAX_GROUPS, in_range, parse_group_id
 from ..wire.lines import Command
 from ..wire.names import (
     InvalidText,
@@ -31,11 +32,13 @@ from .state import SessionState
 
 if TYPE_CHECKING:
     from .protocol import NotificationProtocol
+    from .stream import Mutation
 
 EDITABLE_LISTS = frozenset({"FL", "AL", "BL"})
 
 
-def _refused(failure: Failure) -> None:
+def answer_refused(failure: Failure) -> None:
+    """A change the store refused: its error code to the client."""
     failure.trap(ListRefused)
     assert isinstance(failure.value, ListRefused)
     raise ProtocolError(failure.value.code)
@@ -79,6 +82,7 @@ def listing(conn: "NotificationProtocol") -> "Deferred[sync.Listing]":
         return sync.Listing(
             version=s.version, gtc=s.gtc, blp=s.blp, phones=s.phones, mobile_allowed=s.mobile_allowed,
             mobile_enabled=s.mobile_enabled, lists=s.lists, contacts=_contacts(conn, records),
+            groups=s.all_groups(), fl_groups=s.fl_groups,
         )
 
     return conn.settled().addCallback(
@@ -144,25 +148,51 @@ def _name(wire_name: str, what: str) -> str:
     return name
 
 
+def _group_arg(conn: "NotificationProtocol", command: Command, list_name: str, index: int) -> int | None:
+    """The MSNP7 group of an ``ADD``/``REM FL`` (``index``: where it stands). None for a dialect
+    without groups, and for REM FL without one (the whole entry goes); ADD FL without one means
+    group 0. Not a number: a disconnect. An id out of 0..29 goes to the store as MAX_GROUPS, an id
+    no group has, so its 224 comes after the 205 of an unknown contact (notification.md 4.11)."""
+    assert conn.dialect is not None
+    if list_name != "FL" or not conn.dialect.groups:
+        return None  # a trailing group id from an older client is ignored, as before
+    if len(command.args) <= index:
+        return DEFAULT_GROUP if command.name == "ADD" else None
+    group = parse_group_id(command.args[index])
+    if group is None:
+        raise Disconnect(f"{command.name} FL with a malformed group id")
+    return group if in_range(group) else MAX_GROUPS
+
+
 def handle_add(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
-    """``ADD t FL|AL|BL handle name`` (a trailing MSNP7 group id is accepted and ignored)."""
+    """``ADD t FL|AL|BL handle name`` (MSNP7 FL: ``... name group``; a contact already on the FL
+    joins the group)."""
     trid = _need_trid(command, 2)
     list_name, contact = _list_and_contact(command)
     name = _name(command.args[2] if len(command.args) > 2 else contact, "ADD")
+    group = _group_arg(conn, command, list_name, 3)
     state = _state(conn)
     me = state.handle
     allowed_before = state.allows(contact)
+    shown_group = () if group is None else (group,)
 
     def added(change: ListChange) -> "Deferred[None] | None":
         info = change.contact_info
+        if not change.entry_moved:  # on the FL already: only its groups changed
+            groups = change.groups
+            conn.stream.apply(change.version, lambda s: s.set_fl_groups(contact, groups), own=True)
+            conn.send("ADD", trid, list_name, change.version, contact, encode_name(name), *shown_group)
+            return None
 
         def remember(s: SessionState) -> None:
             s.lists[list_name][contact] = name
+            if list_name == "FL":
+                s.set_fl_groups(contact, change.groups)
             if info is not None:
                 s.contacts[contact] = info
 
         conn.stream.apply(change.version, remember, own=True)
-        conn.send("ADD", trid, list_name, change.version, contact, encode_name(name))
+        conn.send("ADD", trid, list_name, change.version, contact, encode_name(name), *shown_group)
         if list_name != "FL":
             _privacy_changed(conn, {contact: allowed_before})
             return None
@@ -181,32 +211,47 @@ def handle_add(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     def refused(failure: Failure) -> None:
         if isinstance(failure.value, ListRefused) and failure.value.code == ErrorCode.LIST_FULL:
             conn.realm.limited(list_name.lower(), me)
-        _refused(failure)
+        answer_refused(failure)
 
-    return conn.realm.services.lists.add(conn.actor, list_name, contact, name).addCallbacks(added, refused)
+    return conn.realm.services.lists.add(conn.actor, list_name, contact, name, group).addCallbacks(added, refused)
+
+
+def forget_contact(conn: "NotificationProtocol", list_name: str, contact: str) -> "Mutation":
+    """The session's memory without ``contact`` on ``list_name`` (and, for FL, its groups and
+    phone data); the client forgets what it was shown of them."""
+    if list_name == "FL" and conn.shown is not None:
+        conn.shown.pop(contact, None)
+
+    def forget(s: SessionState) -> None:
+        s.lists[list_name].pop(contact, None)
+        if list_name == "FL":
+            s.contacts.pop(contact, None)
+            s.set_fl_groups(contact, ())
+
+    return forget
 
 
 def handle_rem(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
-    """``REM t FL|AL|BL handle`` (a trailing MSNP7 group id is accepted and ignored)."""
+    """``REM t FL|AL|BL handle`` (MSNP7 FL: ``... handle group`` takes the contact out of that
+    group; it stays on the FL while it is in another)."""
     trid = _need_trid(command, 2)
     list_name, contact = _list_and_contact(command)
+    group = _group_arg(conn, command, list_name, 2)
     state = _state(conn)
     allowed_before = state.allows(contact)
+    shown_group = () if group is None else (group,)
 
     def removed(change: ListChange) -> None:
-        def forget(s: SessionState) -> None:
-            s.lists[list_name].pop(contact, None)
-            if list_name == "FL":
-                s.contacts.pop(contact, None)
-
-        conn.stream.apply(change.version, forget, own=True)
-        conn.send("REM", trid, list_name, change.version, contact)
-        if list_name == "FL" and conn.shown is not None:
-            conn.shown.pop(contact, None)  # the client forgets the contact, presence and all
+        if not change.entry_moved:
+            groups = change.groups
+            conn.stream.apply(change.version, lambda s: s.set_fl_groups(contact, groups), own=True)
+        else:
+            conn.stream.apply(change.version, forget_contact(conn, list_name, contact), own=True)
+        conn.send("REM", trid, list_name, change.version, contact, *shown_group)
         if list_name != "FL":
             _privacy_changed(conn, {contact: allowed_before})
 
-    return conn.realm.services.lists.remove(conn.actor, list_name, contact).addCallbacks(removed, _refused)
+    return conn.realm.services.lists.remove(conn.actor, list_name, contact, group).addCallbacks(removed, answer_refused)
 
 
 def handle_blp(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
@@ -222,7 +267,7 @@ def handle_blp(conn: "NotificationProtocol", command: Command) -> "Deferred[None
         conn.send("BLP", trid, version, value)
         _privacy_changed(conn, before)
 
-    return conn.realm.services.lists.set_setting(conn.actor, "blp", value).addCallbacks(changed, _refused)
+    return conn.realm.services.lists.set_setting(conn.actor, "blp", value).addCallbacks(changed, answer_refused)
 
 
 def handle_gtc(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
@@ -235,7 +280,7 @@ def handle_gtc(conn: "NotificationProtocol", command: Command) -> "Deferred[None
         conn.stream.apply(version, lambda s: setattr(s, "gtc", value), own=True)
         conn.send("GTC", trid, version, value)
 
-    return conn.realm.services.lists.set_setting(conn.actor, "gtc", value).addCallbacks(changed, _refused)
+    return conn.realm.services.lists.set_setting(conn.actor, "gtc", value).addCallbacks(changed, answer_refused)
 
 
 def handle_rea(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
@@ -255,7 +300,7 @@ def handle_rea(conn: "NotificationProtocol", command: Command) -> "Deferred[None
             conn.stream.apply(version, rename_entries, own=True)
             conn.send("REA", trid, version, target, encode_name(name))
 
-        return lists.rename_contact(conn.actor, target, name).addCallbacks(renamed_entry, _refused)
+        return lists.rename_contact(conn.actor, target, name).addCallbacks(renamed_entry, answer_refused)
     if not state.verified:
         raise ProtocolError(ErrorCode.INVALID_FRIENDLY_NAME)  # the client locks the name anyway
 

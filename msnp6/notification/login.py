@@ -213,7 +213,7 @@ def _complete_login(conn: "NotificationProtocol", command: Command, account: Acc
         conn.send("USR", command.trid, *ok)
         conn.send_payload("MSG", ("Hotmail", "Hotmail"), profile_payload(Profile(
             login_time=conn.login_time, email_enabled=state.email_enabled, member_id=account.id,
-            preferred_email=state.handle, mspauth=conn.mspauth)))
+            preferred_email=state.handle, mspauth=conn.mspauth), full=conn.dialect.full_profile))
         send_initial_mail(conn, state)
         conn.logged_in(account.id, state)
         realm.count("login_ok")

@@ -11,12 +11,12 @@ from ..events import Event, SignedInElsewhere
 from ..framing import Handler, MsnpConnection
 from ..negotiation import handle_cvr_before_login, handle_inf, handle_ver
 from ..services import Actor
-from ..wire.dialects import Dialect
+from ..wire.dialects import SUPPORTED, Dialect
 from ..wire.directory import Hit
 from ..wire.errors import ErrorCode, ProtocolError
 from ..wire.lines import Command
 from ..wire.payload import NS_CLIENT_PAYLOAD
-from . import challenges, chat, extras, inbox, lists, login, presence, services
+from . import challenges, chat, extras, groups, inbox, lists, login, presence, services
 from .state import SessionState
 from .stream import ChangeStream
 
@@ -79,7 +79,10 @@ class NotificationProtocol(MsnpConnection):
         return self.state is not None
 
     def handlers(self) -> dict[str, Handler]:
-        return AUTHENTICATED if self.state is not None else LOGIN_STAGE
+        if self.state is None:
+            return LOGIN_STAGE
+        assert self.dialect is not None
+        return BY_DIALECT[self.dialect.name]
 
     def unknown_command(self, command: Command) -> None:
         if not self.authenticated or command.name in SERVER_ONLY:
@@ -211,6 +214,9 @@ AUTHENTICATED: dict[str, Handler] = {
     "GTC": lists.handle_gtc,
     "REA": lists.handle_rea,
     "PRP": lists.handle_prp,
+    "ADG": groups.handle_adg,
+    "RMG": groups.handle_rmg,
+    "REG": groups.handle_reg,
     "CHG": presence.handle_chg,
     "XFR": chat.handle_xfr,
     "URL": services.handle_url,
@@ -227,3 +233,10 @@ AUTHENTICATED: dict[str, Handler] = {
     "INF": extras.handle_inf_again,
 }
 
+
+#: After login, each dialect's table holds the commands its clients have (wire/dialects.py); any
+#: other, e.g. ADG from an MSNP6 client or PRP from an MSNP4 one, is an unknown command.
+BY_DIALECT: dict[str, dict[str, Handler]] = {
+    dialect.name: {name: handler for name, handler in AUTHENTICATED.items() if name in dialect.commands}
+    for dialect in SUPPORTED.values()
+}

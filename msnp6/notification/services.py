@@ -76,14 +76,9 @@ def handle_url(conn: "NotificationProtocol", command: Command) -> None:
     path = service.path + (service.with_param(param) if param and service.with_param else "")
     redirect = path if service.mail_relative else config.web_url(path)
     login_url = config.web_url("ppsecure/md5auth.srf?lc=1033")
-    conn.send("URL", command.trid, redirect, login_url, service.site)
-
-
-def _require_msnp5(conn: "NotificationProtocol") -> None:
-    """PAG and SDC arrived with MSNP5; to older dialects they are unknown commands."""
     assert conn.dialect is not None
-    if not conn.dialect.phone_properties:
-        raise ProtocolError(ErrorCode.SYNTAX_ERROR)
+    site = (service.site,) if conn.dialect.url_site_id else ()  # MSNP2's reply has two parameters
+    conn.send("URL", command.trid, redirect, login_url, *site)
 
 
 # -- invitations -------------------------------------------------------------------------------
@@ -117,7 +112,6 @@ def handle_snd(conn: "NotificationProtocol", command: Command) -> "Deferred[None
 
 def handle_sdc(conn: "NotificationProtocol", command: Command) -> "Deferred[None]":
     """``SDC t email-or-FND-index lcid MSMSGS MSMSGS X X my-name length`` + optional text."""
-    _require_msnp5(conn)
     if command.trid is None or len(command.args) < 3:
         raise Disconnect("malformed SDC")
     target = command.args[0]
@@ -170,7 +164,6 @@ def handle_pag(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     """``PAG t target length`` + page. No positive reply; the target gets an ``IPG`` if they allow
     pages (``MOB Y``) from this sender, are online with an MSNP6 client (a revival has no SMS
     gateway); otherwise 217, which does not tell which."""
-    _require_msnp5(conn)
     if command.trid is None or len(command.args) != 2:
         raise Disconnect("malformed PAG")
     assert conn.state is not None and conn.dialect is not None
@@ -213,7 +206,8 @@ def handle_pag(conn: "NotificationProtocol", command: Command) -> "Deferred[None
 
 
 def send_initial_mail(conn: "NotificationProtocol", state: "SessionState") -> None:
-    """After the profile, for accounts with a mailbox: the unread counts."""
-    if state.email_enabled:
+    """After the profile, for accounts with a mailbox: the unread counts (MSNP3+)."""
+    assert conn.dialect is not None
+    if state.email_enabled and conn.dialect.initial_mail_notice:
         conn.send_payload("MSG", ("Hotmail", "Hotmail"), initial_mail_payload(
             state.inbox_unread, state.folders_unread, conn.realm.config.web_url("")))

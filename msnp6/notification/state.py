@@ -5,6 +5,7 @@ import attrs
 
 from ..core.visibility import allows
 from ..store.records import LISTS, ContactInfo, SyncSnapshot
+from ..wire.groups import DEFAULT_GROUP, DEFAULT_GROUP_NAME, IN_DEFAULT
 
 
 @attrs.define
@@ -28,6 +29,12 @@ class SessionState:
     contacts: dict[str, ContactInfo]
     #: The version the lists were loaded at: a change at or below it is already in them.
     loaded_version: int = 0
+    #: MSNP7 groups with a stored name: id -> name (group 0 only once renamed). Kept for every
+    #: dialect, so the account's groups stay whole whichever client changes the lists.
+    groups: dict[int, str] = attrs.field(factory=dict)
+    #: FL contacts in groups other than just group 0: handle -> sorted ids. Most entries are in
+    #: group 0 alone and take no room here.
+    fl_groups: dict[str, tuple[int, ...]] = attrs.field(factory=dict)
 
     @classmethod
     def from_snapshot(cls, snapshot: SyncSnapshot) -> "SessionState":
@@ -41,7 +48,20 @@ class SessionState:
             lists={name: {e.contact: e.name for e in snapshot.lists[name]} for name in LISTS},
             contacts=dict(snapshot.contacts),
             loaded_version=a.list_version,
+            groups=dict(snapshot.groups),
+            fl_groups={e.contact: e.groups for e in snapshot.lists["FL"] if e.groups != IN_DEFAULT},
         )
+
+    def all_groups(self) -> dict[int, str]:
+        """Every group by id, group 0 first (with its default name unless renamed)."""
+        return {DEFAULT_GROUP: DEFAULT_GROUP_NAME, **dict(sorted(self.groups.items()))}
+
+    def set_fl_groups(self, contact: str, groups: tuple[int, ...]) -> None:
+        """An FL entry's groups changed (an empty tuple: it left the FL)."""
+        if not groups or groups == IN_DEFAULT:
+            self.fl_groups.pop(contact, None)
+        else:
+            self.fl_groups[contact] = groups
 
     def set_property(self, key: str, value: str | None) -> None:
         """A ``PRP`` property changed (by this session, or on the web side)."""

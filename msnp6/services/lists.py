@@ -9,7 +9,7 @@ from twisted.internet.defer import Deferred
 from ..bus.interface import Bus
 from ..events import ContactPhoneChanged, NameChanged, OwnPropertyChanged, ReverseListChanged
 from ..store.interface import StoreAPI
-from ..store.store import ListChange
+from ..store.store import GroupRemoval, ListChange
 from .actor import Actor
 
 if TYPE_CHECKING:
@@ -35,9 +35,11 @@ class ListService:
         self.bus = bus
         self.config = config  # list limits are read per change: an operator may tune them
 
-    def add(self, actor: Actor, list_name: str, contact: str, name: str) -> "Deferred[ListChange]":
+    def add(self, actor: Actor, list_name: str, contact: str, name: str,
+            group: int | None = None) -> "Deferred[ListChange]":
         """Put ``contact`` on FL, AL or BL (refused with ListRefused and the protocol's code). ADD FL
-        also puts the actor on the contact's RL, and the contact hears of it."""
+        also puts the actor on the contact's RL, and the contact hears of it. ``group``: the
+        MSNP7 group for FL (None: a dialect without groups, so group 0)."""
 
         def added(change: ListChange) -> ListChange:
             if change.contact_version is not None:
@@ -45,15 +47,35 @@ class ListService:
             return change
 
         limit = self.config.limits[list_name.lower()].count
-        return self.store.add_entry(actor.account_id, actor.name, list_name, contact, name, limit).addCallback(added)
+        return self.store.add_entry(actor.account_id, actor.name, list_name, contact, name, limit,
+                                    group).addCallback(added)
 
-    def remove(self, actor: Actor, list_name: str, contact: str) -> "Deferred[ListChange]":
+    def remove(self, actor: Actor, list_name: str, contact: str, group: int | None = None) -> "Deferred[ListChange]":
+        """``group`` (MSNP7 FL): out of that group only; the contact leaves the FL with its last one."""
         def removed(change: ListChange) -> ListChange:
             if change.contact_version is not None:
                 self.bus.publish([contact], ReverseListChanged(actor.handle, "", False, change.contact_version))
             return change
 
-        return self.store.remove_entry(actor.account_id, list_name, contact).addCallback(removed)
+        return self.store.remove_entry(actor.account_id, list_name, contact, group).addCallback(removed)
+
+    # -- MSNP7 contact groups -------------------------------------------------------------------
+
+    def add_group(self, actor: Actor, name: str) -> "Deferred[tuple[int, int]]":
+        """A new group: (version, group id)."""
+        return self.store.add_group(actor.account_id, name)
+
+    def rename_group(self, actor: Actor, group: int, name: str) -> "Deferred[int]":
+        return self.store.rename_group(actor.account_id, group, name)
+
+    def remove_group(self, actor: Actor, group: int) -> "Deferred[GroupRemoval]":
+        """The contacts only in that group leave the FL: each hears it as ``REM 0 RL``."""
+        def removed(removal: GroupRemoval) -> GroupRemoval:
+            for contact, version in removal.contact_versions.items():
+                self.bus.publish([contact], ReverseListChanged(actor.handle, "", False, version))
+            return removal
+
+        return self.store.remove_group(actor.account_id, group).addCallback(removed)
 
     def set_setting(self, actor: Actor, field: str, value: str) -> "Deferred[int]":
         """BLP or GTC; the current value again is refused (218)."""

@@ -77,6 +77,26 @@ class ListEntry(Base):
     contact: Mapped[str] = mapped_column(String(129))
     #: The name stored for this entry (decoded); the handle when the client gave none.
     name: Mapped[str] = mapped_column(Text)
+    #: FL only: the MSNP7 groups the contact is in, comma-separated ids ("0" = Other Contacts).
+    #: A column, not a table: a set of at most 30 small ids, always read and written whole, that
+    #: the SYN load gets in the same statement as the list. None on AL/BL/RL entries (an FL entry
+    #: with None, e.g. written by benchmarks/seed.py, is in group 0).
+    group_ids: Mapped[str | None] = mapped_column(String(90), nullable=True)
+
+
+class ContactGroup(Base):
+    """An MSNP7 contact group of an account. Group 0 ("Other Contacts") exists without a row; it
+    has one only once renamed."""
+
+    __tablename__ = "contact_groups"
+
+    owner_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("accounts.id", ondelete="CASCADE", name="fk_contact_groups_owner"), primary_key=True
+    )
+    #: 0..29 (notification.md 1.3).
+    group_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    #: Decoded (UTF-8); encoded on the wire.
+    name: Mapped[str] = mapped_column(Text)
 
 
 class Invitation(Base):
@@ -141,6 +161,7 @@ class Setting(Base):
 # Core tables for the store's statements (typed as Table: __table__ is declared as FromClause).
 accounts = cast(Table, Account.__table__)
 list_entries = cast(Table, ListEntry.__table__)
+contact_groups = cast(Table, ContactGroup.__table__)
 invitations = cast(Table, Invitation.__table__)
 invites = cast(Table, Invite.__table__)
 directory_entries = cast(Table, DirectoryEntry.__table__)

@@ -13,6 +13,8 @@ class ListEntryRecord:
     list: str
     contact: str
     name: str
+    #: FL: the MSNP7 group ids, sorted (never empty); () on the other lists.
+    groups: tuple[int, ...] = ()
 
 
 @attrs.frozen(slots=True)
@@ -77,6 +79,8 @@ class SyncSnapshot:
     account: AccountRecord
     lists: dict[str, list[ListEntryRecord]]
     contacts: dict[str, ContactInfo]
+    #: The MSNP7 groups with a stored row: id -> name (group 0 only once renamed).
+    groups: dict[int, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen(slots=True)

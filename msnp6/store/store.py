@@ -27,8 +27,9 @@ from twisted.python.threadpool import ThreadPool
 from ..core.visibility import allows
 from ..wire.directory import Hit, Search
 from ..wire.errors import ErrorCode
+from ..wire.groups import DEFAULT_GROUP, IN_DEFAULT, MAX_GROUPS, format_ids, parse_ids
 from .engine import bound_statements, is_sqlite
-from .models import accounts, directory_entries, invitations, invites, list_entries
+from .models import accounts, contact_groups, directory_entries, invitations, invites, list_entries
 from .records import (
     LISTS,
     AccountDetails,
@@ -81,6 +82,20 @@ class ListChange:
     contact_version: int | None = None
     #: For ADD FL: what the owner may see of the new contact's phone data.
     contact_info: ContactInfo | None = None
+    #: FL: the entry's group ids after the change (() once it left the FL).
+    groups: tuple[int, ...] = ()
+    #: The entry is new on the list (ADD) or left it (REM); False when only its groups moved.
+    entry_moved: bool = True
+
+
+@attrs.frozen(slots=True)
+class GroupRemoval:
+    """RMG: the owner's new version, and the FL contacts that were only in that group and so left
+    the FL, each with their new version when it moved (the owner left their RL)."""
+
+    version: int
+    left: tuple[str, ...]
+    contact_versions: dict[str, int]
 
 
 def _now() -> datetime:
@@ -352,6 +367,7 @@ class StoreCore:
             _lock(conn, row.id, *owner_ids)
             conn.execute(delete(list_entries).where(list_entries.c.contact == handle))
             conn.execute(delete(list_entries).where(list_entries.c.owner_id == row.id))
+            conn.execute(delete(contact_groups).where(contact_groups.c.owner_id == row.id))
             conn.execute(delete(directory_entries).where(directory_entries.c.account_id == row.id))
             bumped = _bump_many(conn, owner_ids)
             conn.execute(delete(accounts).where(accounts.c.id == row.id))
@@ -360,7 +376,8 @@ class StoreCore:
     # -- lists -------------------------------------------------------------------------------
 
     def get_snapshot(self, owner_id: int) -> SyncSnapshot | None:
-        """The account, its four lists and its FL contacts' phone data, read in one transaction."""
+        """The account, its four lists (FL with group ids), its groups and its FL contacts' phone
+        data, read in one transaction."""
         with self.transaction() as conn:
             row = conn.execute(_ACCOUNT_BY_ID, {"id": owner_id}).first()
             if row is None:
@@ -368,7 +385,8 @@ class StoreCore:
             account = _account(row)
             lists = _lists(conn, owner_id)
             contacts = _contact_infos(conn, account.handle, [e.contact for e in lists["FL"]])
-        return SyncSnapshot(account, lists, contacts)
+            groups = {int(r.group_id): r.name for r in conn.execute(_GROUPS_OF, {"owner": owner_id})}
+        return SyncSnapshot(account, lists, contacts, groups)
 
     def list_versions(self, owner_ids: list[int]) -> dict[int, int]:
         """The list version of each of ``owner_ids`` that still exists (a node checking its
@@ -383,21 +401,32 @@ class StoreCore:
 
     # -- list and settings changes: each bumps the list version in the same transaction ------
 
-    def add_entry(self, owner_id: int, owner_name: str, list_name: str, contact: str, name: str, limit: int) -> ListChange:
-        """Put ``contact`` on FL, AL or BL. ``ADD FL`` also puts the owner on the contact's RL."""
+    def add_entry(self, owner_id: int, owner_name: str, list_name: str, contact: str, name: str, limit: int,
+                  group: int | None = None) -> ListChange:
+        """Put ``contact`` on FL, AL or BL. ``ADD FL`` also puts the owner on the contact's RL.
+
+        ``group`` (MSNP7 FL): the group to put the contact in; a contact already on the FL joins
+        that group too (215 only when already in it). None (MSNP2-6): group 0, and 215 for any
+        contact already on the FL."""
         with self.transaction() as conn:
             contact_row = conn.execute(select(accounts.c.id).where(accounts.c.handle == contact)).first()
             if contact_row is None:
                 raise ListRefused(ErrorCode.INVALID_USER)
             _lock(conn, owner_id, contact_row.id if list_name == "FL" else None)
+            if group is not None and not _group_exists(conn, owner_id, group):
+                raise ListRefused(ErrorCode.INVALID_GROUP)
             mine = _entry_lists(conn, owner_id, contact)
+            if list_name == "FL" and group is not None and "FL" in mine:
+                return self._join_group(conn, owner_id, contact, group)
             if list_name in mine:
                 raise ListRefused(ErrorCode.ALREADY_THERE)
             if {list_name, *mine} >= {"AL", "BL"}:
                 raise ListRefused(ErrorCode.ALREADY_IN_OPPOSITE_LIST)
             if _count(conn, owner_id, list_name) >= limit:
                 raise ListRefused(ErrorCode.LIST_FULL)
-            conn.execute(insert(list_entries).values(owner_id=owner_id, list=list_name, contact=contact, name=name))
+            groups = (DEFAULT_GROUP if group is None else group,) if list_name == "FL" else ()
+            conn.execute(insert(list_entries).values(owner_id=owner_id, list=list_name, contact=contact, name=name,
+                                                     group_ids=format_ids(groups) if groups else None))
             contact_version = None
             if list_name == "FL":
                 owner_handle = conn.execute(select(accounts.c.handle).where(accounts.c.id == owner_id)).scalar_one()
@@ -406,14 +435,40 @@ class StoreCore:
                         owner_id=contact_row.id, list="RL", contact=owner_handle, name=owner_name))
                     contact_version = _bump(conn, contact_row.id)
                 info = _contact_infos(conn, owner_handle, [contact])[contact]
-                return ListChange(_bump(conn, owner_id), contact_version, info)
+                return ListChange(_bump(conn, owner_id), contact_version, info, groups)
             return ListChange(_bump(conn, owner_id))
 
-    def remove_entry(self, owner_id: int, list_name: str, contact: str) -> ListChange:
-        """Take ``contact`` off FL, AL or BL. ``REM FL`` also takes the owner off their RL."""
+    @staticmethod
+    def _join_group(conn: Connection, owner_id: int, contact: str, group: int) -> ListChange:
+        """An FL contact goes into one more group (MSNP7 ``ADD FL handle name group``)."""
+        groups = _fl_groups(conn, owner_id, contact)
+        if group in groups:
+            raise ListRefused(ErrorCode.ALREADY_THERE)
+        joined = tuple(sorted((*groups, group)))
+        _set_fl_groups(conn, owner_id, contact, joined)
+        return ListChange(_bump(conn, owner_id), groups=joined, entry_moved=False)
+
+    def remove_entry(self, owner_id: int, list_name: str, contact: str, group: int | None = None) -> ListChange:
+        """Take ``contact`` off FL, AL or BL. ``REM FL`` also takes the owner off their RL.
+
+        ``group`` (MSNP7 FL): take the contact out of that group only (224 no such group, 225 not
+        in it); the entry stays on the FL while it is in another group, and leaves it (RL and
+        all) with its last one."""
         with self.transaction() as conn:
             contact_row = conn.execute(select(accounts.c.id).where(accounts.c.handle == contact)).first()
             _lock(conn, owner_id, contact_row.id if contact_row is not None and list_name == "FL" else None)
+            if group is not None:
+                if not _group_exists(conn, owner_id, group):
+                    raise ListRefused(ErrorCode.INVALID_GROUP)
+                if "FL" not in _entry_lists(conn, owner_id, contact):
+                    raise ListRefused(ErrorCode.NOT_ON_LIST)
+                groups = _fl_groups(conn, owner_id, contact)
+                if group not in groups:
+                    raise ListRefused(ErrorCode.NOT_IN_GROUP)
+                rest = tuple(g for g in groups if g != group)
+                if rest:
+                    _set_fl_groups(conn, owner_id, contact, rest)
+                    return ListChange(_bump(conn, owner_id), groups=rest, entry_moved=False)
             removed = conn.execute(delete(list_entries).where(
                 list_entries.c.owner_id == owner_id, list_entries.c.list == list_name,
                 list_entries.c.contact == contact))
@@ -421,13 +476,69 @@ class StoreCore:
                 raise ListRefused(ErrorCode.NOT_ON_LIST)
             contact_version = None
             if list_name == "FL" and contact_row is not None:
-                owner_handle = conn.execute(select(accounts.c.handle).where(accounts.c.id == owner_id)).scalar_one()
-                reverse = conn.execute(delete(list_entries).where(
-                    list_entries.c.owner_id == contact_row.id, list_entries.c.list == "RL",
-                    list_entries.c.contact == owner_handle))
-                if reverse.rowcount:
-                    contact_version = _bump(conn, contact_row.id)
+                owner_handle = _handle_of(conn, owner_id)
+                contact_version = _leave_reverse_list(conn, contact_row.id, owner_handle)
             return ListChange(_bump(conn, owner_id), contact_version)
+
+    # -- MSNP7 groups: each change bumps the list version too --------------------------------
+
+    def add_group(self, owner_id: int, name: str) -> tuple[int, int]:
+        """A new group under the lowest free id (223 when all 30 are taken): (version, id)."""
+        with self.transaction() as conn:
+            _lock(conn, owner_id)
+            taken = {DEFAULT_GROUP, *conn.execute(select(contact_groups.c.group_id).where(
+                contact_groups.c.owner_id == owner_id)).scalars()}
+            free = next((g for g in range(MAX_GROUPS) if g not in taken), None)
+            if free is None:
+                raise ListRefused(ErrorCode.TOO_MANY_GROUPS)
+            conn.execute(insert(contact_groups).values(owner_id=owner_id, group_id=free, name=name))
+            return _bump(conn, owner_id), free
+
+    def rename_group(self, owner_id: int, group: int, name: str) -> int:
+        """224 for a group that does not exist; group 0 gets a row on its first rename."""
+        with self.transaction() as conn:
+            _lock(conn, owner_id)
+            changed = conn.execute(update(contact_groups).where(
+                contact_groups.c.owner_id == owner_id, contact_groups.c.group_id == group).values(name=name))
+            if changed.rowcount == 0:
+                if group != DEFAULT_GROUP:
+                    raise ListRefused(ErrorCode.INVALID_GROUP)
+                conn.execute(insert(contact_groups).values(owner_id=owner_id, group_id=group, name=name))
+            return _bump(conn, owner_id)
+
+    def remove_group(self, owner_id: int, group: int) -> GroupRemoval:
+        """Remove a group (230 for group 0, 224 when it does not exist). FL contacts in other
+        groups too just leave it; those only in it leave the FL, and the owner their RL."""
+        if group == DEFAULT_GROUP:
+            raise ListRefused(ErrorCode.CANNOT_REMOVE_GROUP_0)
+        with self.transaction() as conn:
+            members = [(r.contact, parse_ids(r.group_ids)) for r in conn.execute(
+                select(list_entries.c.contact, list_entries.c.group_ids).where(
+                    list_entries.c.owner_id == owner_id, list_entries.c.list == "FL",
+                    list_entries.c.group_ids.is_not(None)))]
+            members = [(contact, groups) for contact, groups in members if group in groups]
+            leaving = tuple(contact for contact, groups in members if groups == (group,))
+            contact_ids = [r.id for r in conn.execute(select(accounts.c.id).where(accounts.c.handle.in_(leaving)))]
+            _lock(conn, owner_id, *contact_ids)
+            removed = conn.execute(delete(contact_groups).where(
+                contact_groups.c.owner_id == owner_id, contact_groups.c.group_id == group))
+            if removed.rowcount == 0:
+                raise ListRefused(ErrorCode.INVALID_GROUP)
+            for contact, groups in members:
+                if groups != (group,):
+                    _set_fl_groups(conn, owner_id, contact, tuple(g for g in groups if g != group))
+            contact_versions: dict[str, int] = {}
+            if leaving:
+                conn.execute(delete(list_entries).where(
+                    list_entries.c.owner_id == owner_id, list_entries.c.list == "FL",
+                    list_entries.c.contact.in_(leaving)))
+                owner_handle = _handle_of(conn, owner_id)
+                for contact_id in contact_ids:
+                    handle = conn.execute(select(accounts.c.handle).where(accounts.c.id == contact_id)).scalar_one()
+                    version = _leave_reverse_list(conn, contact_id, owner_handle)
+                    if version is not None:
+                        contact_versions[handle] = version
+            return GroupRemoval(_bump(conn, owner_id), leaving, contact_versions)
 
     def set_setting(self, owner_id: int, field: str, value: str) -> int:
         """BLP or GTC (``field`` is ``blp``/``gtc``); the current value again is refused with 218."""
@@ -512,6 +623,37 @@ def _lock(conn: Connection, *ids: int | None) -> None:
     conn.execute(select(accounts.c.id).where(accounts.c.id.in_(wanted)).order_by(accounts.c.id).with_for_update())
 
 
+def _handle_of(conn: Connection, account_id: int) -> str:
+    return str(conn.execute(select(accounts.c.handle).where(accounts.c.id == account_id)).scalar_one())
+
+
+def _leave_reverse_list(conn: Connection, contact_id: int, owner_handle: str) -> int | None:
+    """The owner left the contact's FL, so the contact's RL loses the owner: their new version
+    (None when the owner was not on it)."""
+    reverse = conn.execute(delete(list_entries).where(
+        list_entries.c.owner_id == contact_id, list_entries.c.list == "RL", list_entries.c.contact == owner_handle))
+    return _bump(conn, contact_id) if reverse.rowcount else None
+
+
+def _group_exists(conn: Connection, owner_id: int, group: int) -> bool:
+    if group == DEFAULT_GROUP:
+        return True
+    return conn.execute(select(contact_groups.c.group_id).where(
+        contact_groups.c.owner_id == owner_id, contact_groups.c.group_id == group)).first() is not None
+
+
+def _fl_groups(conn: Connection, owner_id: int, contact: str) -> tuple[int, ...]:
+    return parse_ids(conn.execute(select(list_entries.c.group_ids).where(
+        list_entries.c.owner_id == owner_id, list_entries.c.list == "FL",
+        list_entries.c.contact == contact)).scalar())
+
+
+def _set_fl_groups(conn: Connection, owner_id: int, contact: str, groups: tuple[int, ...]) -> None:
+    conn.execute(update(list_entries).where(
+        list_entries.c.owner_id == owner_id, list_entries.c.list == "FL", list_entries.c.contact == contact,
+    ).values(group_ids=format_ids(groups)))
+
+
 def _entry_lists(conn: Connection, owner_id: int, contact: str) -> set[str]:
     return set(conn.execute(select(list_entries.c.list).where(
         list_entries.c.owner_id == owner_id, list_entries.c.contact == contact)).scalars())
@@ -527,9 +669,14 @@ def _count(conn: Connection, owner_id: int, list_name: str) -> int:
 _ACCOUNT_BY_HANDLE = select(accounts).where(accounts.c.handle == bindparam("handle"))
 _ACCOUNT_BY_ID = select(accounts).where(accounts.c.id == bindparam("id"))
 _LISTS_OF = (
-    select(list_entries.c.list, list_entries.c.contact, list_entries.c.name)
+    select(list_entries.c.list, list_entries.c.contact, list_entries.c.name, list_entries.c.group_ids)
     .where(list_entries.c.owner_id == bindparam("owner"))
     .order_by(list_entries.c.id)
+)
+_GROUPS_OF = (
+    select(contact_groups.c.group_id, contact_groups.c.name)
+    .where(contact_groups.c.owner_id == bindparam("owner"))
+    .order_by(contact_groups.c.group_id)
 )
 _NOTE_LOGINS = (update(accounts).where(accounts.c.id.in_(bindparam("ids", expanding=True)))
                 .values(last_login_at=bindparam("when")))
@@ -546,7 +693,8 @@ _VIEWER_MARKS = select(list_entries.c.owner_id, list_entries.c.list).where(
 def _lists(conn: Connection, owner_id: int) -> dict[str, list[ListEntryRecord]]:
     lists: dict[str, list[ListEntryRecord]] = {name: [] for name in LISTS}
     for r in conn.execute(_LISTS_OF, {"owner": owner_id}):
-        lists[r.list].append(ListEntryRecord(r.list, r.contact, r.name))
+        groups = (IN_DEFAULT if r.group_ids == "0" else parse_ids(r.group_ids)) if r.list == "FL" else ()
+        lists[r.list].append(ListEntryRecord(r.list, r.contact, r.name, groups))
     return lists
 
 
@@ -725,11 +873,22 @@ class Store:
     def list_versions(self, owner_ids: list[int]) -> "Deferred[dict[int, int]]":
         return self.run(self.core.list_versions, owner_ids)
 
-    def add_entry(self, owner_id: int, owner_name: str, list_name: str, contact: str, name: str, limit: int) -> "Deferred[ListChange]":
-        return self.run(self.core.add_entry, owner_id, owner_name, list_name, contact, name, limit)
+    def add_entry(self, owner_id: int, owner_name: str, list_name: str, contact: str, name: str, limit: int,
+                  group: int | None = None) -> "Deferred[ListChange]":
+        return self.run(self.core.add_entry, owner_id, owner_name, list_name, contact, name, limit, group)
 
-    def remove_entry(self, owner_id: int, list_name: str, contact: str) -> "Deferred[ListChange]":
-        return self.run(self.core.remove_entry, owner_id, list_name, contact)
+    def remove_entry(self, owner_id: int, list_name: str, contact: str,
+                     group: int | None = None) -> "Deferred[ListChange]":
+        return self.run(self.core.remove_entry, owner_id, list_name, contact, group)
+
+    def add_group(self, owner_id: int, name: str) -> "Deferred[tuple[int, int]]":
+        return self.run(self.core.add_group, owner_id, name)
+
+    def rename_group(self, owner_id: int, group: int, name: str) -> "Deferred[int]":
+        return self.run(self.core.rename_group, owner_id, group, name)
+
+    def remove_group(self, owner_id: int, group: int) -> "Deferred[GroupRemoval]":
+        return self.run(self.core.remove_group, owner_id, group)
 
     def set_setting(self, owner_id: int, field: str, value: str) -> "Deferred[int]":
         return self.run(self.core.set_setting, owner_id, field, value)

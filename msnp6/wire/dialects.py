@@ -1,4 +1,8 @@
-"""The MSNP dialects this server speaks and what each one changes on the wire."""
+"""The MSNP dialects this server speaks and what each one changes on the wire.
+
+Every difference between MSNP2 and MSNP7 is a property here (versions.md, notification.md 5); the
+rest of the server asks the session's dialect, never compares version numbers itself.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,11 +11,60 @@ import attrs
 
 CVR0 = "CVR0"
 
+#: NS commands a client may send after login, by the dialect that introduced them (versions.md 2).
+#: IMS (MSNP3+, WebTV only) is not served: it stays an unknown command for every dialect.
+_BASE_COMMANDS = frozenset({
+    "ADD", "BLP", "CHG", "CVR", "FND", "GTC", "INF", "LST", "OUT", "PNG", "REA", "REM", "SND", "SYN",
+    "URL", "USR", "VER", "XFR",
+})
+_COMMANDS_SINCE: dict[int, frozenset[str]] = {
+    5: frozenset({"PRP", "PAG", "SDC"}),
+    6: frozenset({"QRY"}),
+    7: frozenset({"ADG", "RMG", "REG"}),
+}
+
 
 @attrs.frozen(slots=True)
 class Dialect:
     name: str
     number: int
+
+    @property
+    def commands(self) -> frozenset[str]:
+        """The NS commands this dialect's clients may send after login; any other is unknown."""
+        known = set(_BASE_COMMANDS)
+        for since, names in _COMMANDS_SINCE.items():
+            if self.number >= since:
+                known |= names
+        return frozenset(known)
+
+    @property
+    def groups(self) -> bool:
+        """Contact groups (MSNP7): LSG in SYN, group ids on LST/ADD/REM FL, ADG/RMG/REG. Older
+        dialects see a flat FL and never a group id."""
+        return self.number >= 7
+
+    @property
+    def full_profile(self) -> bool:
+        """The profile MSG carries the Passport field set (MSNP3+); MSNP2's has LoginTime only."""
+        return self.number >= 3
+
+    @property
+    def initial_mail_notice(self) -> bool:
+        """``text/x-msmsgsinitialemailnotification`` after login is MSNP3+. What MSNP2 servers sent
+        instead is unconfirmed (notification.md 5): MSNP2 gets no initial notice."""
+        return self.number >= 3
+
+    @property
+    def mail_notice_type(self) -> str:
+        """The new-mail MSG's content type: MSNP2's ``application/x-msmsgsemailnotification``
+        (unconfirmed, single source), ``text/x-msmsgsemailnotification`` from MSNP3."""
+        return "text/x-msmsgsemailnotification" if self.number >= 3 else "application/x-msmsgsemailnotification"
+
+    @property
+    def mail_notice_id(self) -> bool:
+        """The new-mail notice's ``id: 2`` field arrived with MSNP3."""
+        return self.number >= 3
 
     @property
     def verified_flag(self) -> bool:
@@ -35,7 +88,8 @@ class Dialect:
 
     @property
     def url_site_id(self) -> bool:
-        """URL replies carry the Passport site id (required from MSNP5)."""
+        """URL replies carry the Passport site id (allowed from MSNP3, required from MSNP5;
+        MSNP2's reply has two parameters)."""
         return self.number >= 3
 
     @property
@@ -45,11 +99,15 @@ class Dialect:
 
     @property
     def shutting_down_error(self) -> int:
-        """A login while the server is going down: 916 is new in MSNP6; older clients know 604."""
-        return 916 if self.number >= 6 else 604
+        """A login while the server is going down: 916 is new in MSNP6; MSNP3-5 clients know 604
+        (the 1.0 client had no handler for it, errors.md: MSNP2 gets 601, server unavailable)."""
+        if self.number >= 6:
+            return 916
+        return 604 if self.number >= 3 else 601
 
     def xfr_ns_args(self, address: str, current: str) -> tuple[str, ...]:
-        """Arguments after ``XFR t NS``: MSNP3-6 append a constant 0."""
+        """Arguments after ``XFR t NS``: MSNP3-6 append a constant 0, MSNP7 also the address the
+        client is talking to now; MSNP2 sends the address alone."""
         if self.number <= 2:
             return (address,)
         if self.number >= 7:
@@ -57,10 +115,9 @@ class Dialect:
         return (address, "0")
 
 
-#: Dialects we serve, best first. MSNP7 is left out on purpose: it needs contact groups (LSG,
-#: ADG...), and every client that offers MSNP7 also offers MSNP6, so 4.x clients fall back to it.
+#: Dialects we serve, best first: the whole MD5 era, MSN Messenger 1.0 (MSNP2) to 4.7 (MSNP7).
 SUPPORTED: dict[str, Dialect] = {
-    d.name: d for d in (Dialect("MSNP6", 6), Dialect("MSNP5", 5), Dialect("MSNP4", 4), Dialect("MSNP3", 3))
+    d.name: d for d in (Dialect(f"MSNP{n}", n) for n in (7, 6, 5, 4, 3, 2))
 }
 
 

@@ -16,8 +16,12 @@ class Profile:
     kv: int = 2
 
 
-def profile_payload(p: Profile) -> bytes:
-    """The ``text/x-msmsgsprofile`` message sent after ``USR OK`` (field set of MSNP3-MSNP7)."""
+def profile_payload(p: Profile, full: bool = True) -> bytes:
+    """The ``text/x-msmsgsprofile`` message sent after ``USR OK``: the field set of MSNP3-MSNP7,
+    or (``full`` False, MSNP2) ``LoginTime`` alone (notification.md 4.4)."""
+    head = "MIME-Version: 1.0\r\nContent-Type: text/x-msmsgsprofile; charset=UTF-8\r\n"
+    if not full:
+        return (head + f"LoginTime: {p.login_time}\r\n\r\n").encode("utf-8")
     member_high, member_low = p.member_id >> 32, p.member_id & 0xFFFFFFFF
     if member_low >= 2**31:
         member_low -= 2**32  # the real service sent the low half as a signed 32-bit number
@@ -41,7 +45,6 @@ def profile_payload(p: Profile) -> bytes:
         ("kv", str(p.kv)),
         ("MSPAuth", p.mspauth),
     ]
-    head = "MIME-Version: 1.0\r\nContent-Type: text/x-msmsgsprofile; charset=UTF-8\r\n"
     body = "".join(f"{k}: {v}\r\n" for k, v in fields)
     return (head + body + "\r\n").encode("utf-8")
 
@@ -82,14 +85,16 @@ class MailNotice:
     dest_folder: str = "ACTIVE"
 
 
-def new_mail_payload(n: MailNotice) -> bytes:
-    """``text/x-msmsgsemailnotification``: one new message arrived (MSNP3+ adds ``id: 2``)."""
-    return _message("text/x-msmsgsemailnotification", [
+def new_mail_payload(n: MailNotice, content_type: str = "text/x-msmsgsemailnotification",
+                     with_id: bool = True) -> bytes:
+    """One new message arrived. ``content_type`` and ``with_id`` come from the dialect (MSNP2:
+    ``application/x-msmsgsemailnotification``, no ``id``; MSNP3+ adds ``id: 2``)."""
+    fields = [
         ("From", n.from_name),
         ("Message-URL", n.message_url),
         ("Post-URL", n.post_url),
         ("Subject", n.subject),
         ("Dest-Folder", n.dest_folder),
         ("From-Addr", n.from_addr),
-        ("id", "2"),
-    ])
+    ]
+    return _message(content_type, [*fields, ("id", "2")] if with_id else fields)

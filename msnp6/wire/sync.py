@@ -7,6 +7,7 @@ import attrs
 
 from ..store.records import LISTS, ContactInfo
 from .dialects import Dialect
+from .groups import DEFAULT_GROUP, DEFAULT_GROUP_NAME, IN_DEFAULT, format_ids
 from .lines import format_line
 from .names import encode_name
 
@@ -31,6 +32,10 @@ class Listing:
     lists: Mapping[str, Mapping[str, str]]
     #: What the account may see of each FL contact's phone data.
     contacts: Mapping[str, ContactInfo]
+    #: MSNP7 groups: id -> (decoded) name, in id order, group 0 included.
+    groups: Mapping[int, str] = attrs.field(factory=lambda: {DEFAULT_GROUP: DEFAULT_GROUP_NAME})
+    #: FL contacts in groups other than just group 0: handle -> sorted ids.
+    fl_groups: Mapping[str, tuple[int, ...]] = attrs.field(factory=dict)
 
 
 def own_properties(listing: Listing) -> list[tuple[str, tuple[str, ...]]]:
@@ -57,22 +62,36 @@ def bpr_lines(version: int, handle: str, info: ContactInfo | None) -> list[bytes
     return [format_line("BPR", None, version, handle, key, *value) for key, value in contact_properties(info)]
 
 
+def group_lines(trid: int, listing: Listing) -> list[bytes]:
+    """``LSG t ver i n id name 0``, one per group (MSNP7)."""
+    total, ver = len(listing.groups), listing.version
+    return [format_line("LSG", trid, ver, i, total, group, encode_name(name), 0)
+            for i, (group, name) in enumerate(listing.groups.items(), 1)]
+
+
 def list_lines(trid: int, name: str, listing: Listing, dialect: Dialect, with_bpr: bool) -> list[bytes]:
-    """``LST`` lines of one list (an empty list is one ``0 0`` line); BPR after FL entries."""
+    """``LST`` lines of one list (an empty list is one ``0 0`` line); BPR after FL entries; on
+    MSNP7, an FL line ends with the contact's group ids."""
     entries, ver = listing.lists[name], listing.version
     if not entries:
         return [format_line("LST", trid, name, ver, 0, 0)]
     out = []
     total = len(entries)
+    grouped = name == "FL" and dialect.groups
     for i, (contact, stored) in enumerate(entries.items(), 1):
-        out.append(format_line("LST", trid, name, ver, i, total, contact, encode_name(stored)))
+        if grouped:
+            ids = format_ids(listing.fl_groups.get(contact, IN_DEFAULT))
+            out.append(format_line("LST", trid, name, ver, i, total, contact, encode_name(stored), ids))
+        else:
+            out.append(format_line("LST", trid, name, ver, i, total, contact, encode_name(stored)))
         if with_bpr and name == "FL" and dialect.phone_properties:
             out += bpr_lines(ver, contact, listing.contacts.get(contact))
     return out
 
 
 def dump(trid: int, listing: Listing, dialect: Dialect) -> list[bytes]:
-    """Every line of a full SYN answer, in MSNP5/6 order (MSNP3/4: no PRP/BPR)."""
+    """Every line of a full SYN answer, in MSNP5/6 order (MSNP2-4: no PRP/BPR; MSNP7: the LSG
+    lines between the PRP lines and the lists)."""
     ver = listing.version
     out = [
         format_line("SYN", trid, ver),
@@ -81,6 +100,8 @@ def dump(trid: int, listing: Listing, dialect: Dialect) -> list[bytes]:
     ]
     if dialect.phone_properties:
         out += [format_line("PRP", trid, ver, key, *value) for key, value in own_properties(listing)]
+    if dialect.groups:
+        out += group_lines(trid, listing)
     for name in LISTS:
         out += list_lines(trid, name, listing, dialect, with_bpr=True)
     return out
