@@ -138,4 +138,4 @@ def test_msnp2_new_mail_notice_type_and_no_id():
 def test_group_id_lists():
     assert format_ids((3, 0, 12)) == "0,3,12" and format_ids(()) == "0"
     assert parse_ids("0,3,12") == (0, 3, 12) and parse_ids(None) == (0,) and parse_ids("0") == (0,)
-    assert [parse_group_id(t) for t in ("0", "29", "x", "-1", "1" * 11)] == [0, 29, None, None, None]
+    assert [parse_group_id(t) for t in ("0", "29", "x", "-1", "1" * 21, "²", "١", "+1", " 1")] == [0, 29] + [None] * 7

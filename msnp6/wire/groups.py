@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .numbers import parse_number
+
 #: Group ids run 0..29; group 0 ("Other Contacts") always exists and cannot be removed.
 MAX_GROUPS = 30
 DEFAULT_GROUP = 0
@@ -17,10 +19,9 @@ IN_DEFAULT: tuple[int, ...] = (DEFAULT_GROUP,)
 
 
 def parse_group_id(text: str) -> int | None:
-    """A group id as a client sends it: a decimal number, None when it is not one."""
-    if not text.isdigit() or len(text) > 10:
-        return None
-    return int(text)
+    """A group id as a client sends it: a decimal number (ASCII digits, the one number parser),
+    None when it is not one."""
+    return parse_number(text)
 
 
 def in_range(group: int) -> bool:
