@@ -36,8 +36,8 @@ QUICK = dict(logins=300, clients=20, idle_sizes="100,300,500", fanout_sizes="20,
              pairs=10, duration=2.0, settle=1.0, storm_sizes="200")
 FULL = dict(logins=5000, clients=100, idle_sizes="1000,5000,10000", fanout_sizes="100,1000", rounds=40,
             pairs=100, duration=5.0, settle=3.0, storm_sizes="1000,10000")
-#: What runs without --scenarios: the storm (its own seeding, 11,000 accounts and 660,000 list
-#: entries at the full sizes) is asked for by name.
+#: What runs without --scenarios: the storm (its own seeding, 11,000 accounts and about 650,000
+#: list entries at the full sizes) is asked for by name.
 DEFAULT_SCENARIOS = ("login", "idle", "fanout", "chat")
 
 
