@@ -27,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import msnpaio as m
 
 DEFAULT_PASSWORD = "benchpass"
-SCENARIOS = ("login", "idle", "fanout", "chat")
+SCENARIOS = ("login", "idle", "fanout", "chat", "storm")
+#: Seconds between a session's first CHG and the server's CHL (msnp6's challenge_delay).
+CHALLENGE_DELAY = 1.0
 MESSAGE = (
     b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n"
     b"X-MMS-IM-Format: FN=Tahoma; EF=; CO=0; CS=0; PF=22\r\n\r\nbenchmark message, about a line long"
@@ -41,6 +43,11 @@ def handle(group: str, index: int) -> str:
 
 def fanout_subject(watchers: int) -> str:
     return handle(f"fan{watchers}s", 0)
+
+
+def storm_handle(size: int, index: int) -> str:
+    """The accounts of the storm of ``size``: a population of their own for each size."""
+    return handle(f"storm{size}u", index)
 
 
 # -- small helpers ---------------------------------------------------------------------------------
@@ -189,16 +196,50 @@ def close_all(conns: Iterable[m.MsnpConnection | None]) -> None:
             conn.close()
 
 
+def ignore(line: str, payload: bytes | None) -> None:
+    """A held session's listener: what arrives is counted (``counts``) and dropped, not queued."""
+
+
+class HeldSessions:
+    """Sessions logged in and held open as clients hold them, answering their CHL, until the
+    scenario ends; one line tally for all of them (``counts``, by command word)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.conns: list[m.MsnpConnection] = []
+
+    def hold(self, conn: m.MsnpConnection) -> None:
+        conn.listener = ignore
+        self.conns.append(conn)
+
+    def dropped(self) -> int:
+        """Held sessions the server closed (a 540, a kick, a crash)."""
+        return sum(1 for conn in self.conns if conn.closed)
+
+    async def challenges_answered(self, timeout: float) -> bool:
+        """Until every held session has had its CHL answered (the server's ``QRY t`` ack), or
+        ``timeout`` seconds: the CHL comes about a second after each session's first CHG."""
+        deadline = time.monotonic() + timeout
+        while self.counts["QRY"] < len(self.conns) - self.dropped():
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    def close(self) -> None:
+        close_all(self.conns)
+
+
 # -- login -------------------------------------------------------------------------------------------
 
 
-async def full_login(args: argparse.Namespace, who: str) -> int:
-    """DS redirect, NS login, SYN, CHG NLN; then OUT. Returns the NS port the DS chose."""
+async def full_login(args: argparse.Namespace, who: str, counts: Counter[str],
+                     lists: dict[str, int] | None = None) -> tuple[int, m.MsnpConnection]:
+    """DS redirect, NS login, SYN 0, CHG NLN, as a client does it. Returns the NS port the DS
+    chose and the session, left open (it answers the CHL that follows by itself)."""
     ns_port = await m.ds_redirect(args.ds_port, who, args.timeout)
-    conn = await m.online_session(ns_port, who, args.password, args.timeout)
-    conn.send("OUT")
-    conn.close()
-    return ns_port
+    conn = await m.online_session(ns_port, who, args.password, args.timeout, counts, lists)
+    return ns_port, conn
 
 
 def login_handles(args: argparse.Namespace) -> list[str]:
@@ -208,16 +249,30 @@ def login_handles(args: argparse.Namespace) -> list[str]:
     return [handle("login", i) for i in range(args.logins)]
 
 
+def challenge_fields(held: HeldSessions, answered: bool, window: float) -> dict[str, Any]:
+    return {
+        "held": len(held.conns) - held.dropped(), "dropped": held.dropped(),
+        "challenges": held.counts["CHL"], "challenges_answered": held.counts["QRY"],
+        "all_challenges_answered": answered, "window_s": round(window, 3),
+    }
+
+
 async def scenario_login(args: argparse.Namespace) -> dict[str, Any]:
+    """``--clients`` at a time do the full login through the DS; every session stays open, its
+    CHL answered, until the last login is done and every challenge answered; then all close.
+    ``seconds`` and ``logins_per_s``: to the last CHG echo. The CPU fields: to the last QRY ack
+    (the last CHLs come about a second after the last CHG, idle time included)."""
     handles = login_handles(args)
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     by_node: Counter[str] = Counter()
+    held = HeldSessions()
 
     async def one(i: int) -> None:
         t0 = time.perf_counter()
         try:
-            port = await asyncio.wait_for(full_login(args, handles[i]), args.timeout)
+            port, conn = await asyncio.wait_for(full_login(args, handles[i], held.counts), args.timeout)
+            held.hold(conn)
             latencies.append(time.perf_counter() - t0)
             by_node[node_by_port(args, port, "ns")] += 1
         except Exception as e:
@@ -225,14 +280,79 @@ async def scenario_login(args: argparse.Namespace) -> dict[str, Any]:
 
     cpu = cpu_meter(args)
     start = time.perf_counter()
-    await run_pool(len(handles), args.clients, one, time.monotonic() + args.max_seconds)
-    elapsed = time.perf_counter() - start
+    try:
+        await run_pool(len(handles), args.clients, one, time.monotonic() + args.max_seconds)
+        elapsed = time.perf_counter() - start
+        answered = await held.challenges_answered(CHALLENGE_DELAY + args.timeout)
+        cpu_fields = cpu.fields(len(latencies), "login")
+        window = time.perf_counter() - start
+    finally:
+        held.close()
     return {
         "clients": args.clients, "attempted": len(latencies) + sum(errors.values()), "requested": len(handles),
         "ok": len(latencies), "failed": sum(errors.values()), "seconds": round(elapsed, 3),
         "logins_per_s": round(len(latencies) / elapsed, 1) if elapsed else None,
-        **latency_fields(latencies), **cpu.fields(len(latencies), "login"), "logins_by_node": dict(by_node),
-        "errors": dict(errors),
+        **latency_fields(latencies), **cpu_fields, **challenge_fields(held, answered, window),
+        "logins_by_node": dict(by_node), "errors": dict(errors),
+    }
+
+
+# -- storm -------------------------------------------------------------------------------------------
+
+
+async def scenario_storm(args: argparse.Namespace) -> dict[str, Any]:
+    """Every account of the storm of ``--storm-size`` logs in through the DS at once (at most
+    ``--storm-concurrency`` logins in flight), as clients do: SYN 0, CHG NLN, CHL answered,
+    sessions held. Their lists hold mutual contacts (benchmarks/seed.py), so each CHG brings ILN
+    lines (contacts already online) and NLN lines to the contacts' open sessions."""
+    size = args.storm_size
+    handles = [storm_handle(size, i) for i in range(size)]
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    held = HeldSessions()
+    #: Sums over the sessions of each list's size, from their SYN dumps.
+    list_sizes: Counter[str] = Counter()
+    last_online = 0.0
+
+    async def one(i: int) -> None:
+        nonlocal last_online
+        lists: dict[str, int] = {}
+        t0 = time.perf_counter()
+        try:
+            _, conn = await asyncio.wait_for(full_login(args, handles[i], held.counts, lists), args.storm_timeout)
+            held.hold(conn)
+            last_online = time.perf_counter()
+            latencies.append(last_online - t0)
+            list_sizes.update(lists)
+        except Exception as e:
+            errors[describe(e)] += 1
+
+    cpu = cpu_meter(args)
+    start = time.perf_counter()
+    try:
+        await run_pool(size, args.storm_concurrency, one, time.monotonic() + args.max_seconds)
+        answered = await held.challenges_answered(CHALLENGE_DELAY + args.timeout)
+        cpu_fields = cpu.fields(len(latencies), "login")
+        window = time.perf_counter() - start
+        rss = rss_kib(args.server_pid) if args.server_pid else None
+        counts = held.counts
+    finally:
+        held.close()
+    online = len(latencies)
+    elapsed = last_online - start if online else 0.0
+    return {
+        "accounts": size, "concurrency": args.storm_concurrency, "online": online,
+        "failed": sum(errors.values()),
+        "contacts_per_account": round(list_sizes["FL"] / online, 2) if online else None,
+        "list_entries": dict(list_sizes),
+        "seconds_to_all_online": round(elapsed, 3),
+        "logins_per_s": round(online / elapsed, 1) if elapsed else None,
+        **latency_fields(latencies), **cpu_fields,
+        "iln_lines": counts["ILN"], "nln_lines": counts["NLN"], "fln_lines": counts["FLN"],
+        # Each FL entry whose contact does not block its owner: one ILN or one NLN once both are
+        # online. The blocked ones are the BL entries (the seeding blocks only mutual contacts).
+        "presence_lines_expected": list_sizes["FL"] - list_sizes["BL"] if online == size else None,
+        **challenge_fields(held, answered, window), "server_rss_kib": rss, "errors": dict(errors),
     }
 
 
@@ -556,6 +676,7 @@ async def measure_chat(args: argparse.Namespace, pairs: list[Pair]) -> dict[str,
 
 RUNNERS: dict[str, Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]] = {
     "login": scenario_login, "idle": scenario_idle, "fanout": scenario_fanout, "chat": scenario_chat,
+    "storm": scenario_storm,
 }
 
 
@@ -563,7 +684,9 @@ async def run_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """One scenario, bounded by ``--max-seconds`` plus a grace period; never raises."""
     started = time.time()
     try:
-        body = await asyncio.wait_for(RUNNERS[name](args), args.max_seconds + 3 * args.timeout + 30)
+        # Logins started just before the deadline may take their whole (storm) timeout.
+        limit = args.max_seconds + 3 * args.timeout + max(args.timeout, args.storm_timeout) + 30
+        body = await asyncio.wait_for(RUNNERS[name](args), limit)
         body.setdefault("status", "ok")
     except TimeoutError:
         body = {"status": "error", "reason": "scenario exceeded its time limit"}
@@ -625,6 +748,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="pairs set up at once (default --concurrency; 1 gives ring latencies without queueing)")
     p.add_argument("--chat-placement", choices=("same", "cross"), default="same",
                    help="a pair's two users on the same node or on two different nodes (with --node)")
+    # storm
+    p.add_argument("--storm-size", type=int, default=1000, help="accounts storm<size>u<i>@..., all logging in")
+    p.add_argument("--storm-concurrency", type=int, default=1000, help="storm logins in flight at once")
+    p.add_argument("--storm-timeout", type=float, default=60.0, help="seconds for one whole storm login")
     args = p.parse_args(argv)
     args.processes = dict(args.process)
     return args

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 
 #: Server-to-client commands followed by a byte-counted payload.
@@ -47,9 +47,12 @@ class MsnpConnection(asyncio.Protocol):
 
     Two ways to consume what arrives: ``recv()`` (for scripted flows), or a ``listener``
     callback (for hot loops, where a queue and a future per line would cost too much).
+    ``counts``, when given (one Counter may serve many connections), tallies every line that
+    arrives by its command word, the CHL/QRY exchange included.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, counts: Counter[str] | None = None) -> None:
+        self.counts = counts
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.inbox: deque[tuple[str, bytes | None]] = deque()
@@ -93,6 +96,8 @@ class MsnpConnection(asyncio.Protocol):
     # -- receiving ---------------------------------------------------------------------------
 
     def _dispatch(self, line: str, payload: bytes | None) -> None:
+        if self.counts is not None:
+            self.counts[line[:3]] += 1
         if line.startswith("CHL "):
             self._answer_challenge(line.split(" ")[2])
             return
@@ -168,9 +173,10 @@ class MsnpConnection(asyncio.Protocol):
             self.transport.close()
 
 
-async def connect(port: int, timeout: float) -> MsnpConnection:
+async def connect(port: int, timeout: float, counts: Counter[str] | None = None) -> MsnpConnection:
     loop = asyncio.get_running_loop()
-    _, conn = await asyncio.wait_for(loop.create_connection(MsnpConnection, LOOPBACK, port), timeout)
+    _, conn = await asyncio.wait_for(
+        loop.create_connection(lambda: MsnpConnection(counts), LOOPBACK, port), timeout)
     return conn
 
 
@@ -193,9 +199,10 @@ async def ds_redirect(ds_port: int, handle: str, timeout: float) -> int:
         conn.close()
 
 
-async def ns_login(ns_port: int, handle: str, password: str, timeout: float) -> MsnpConnection:
+async def ns_login(ns_port: int, handle: str, password: str, timeout: float,
+                   counts: Counter[str] | None = None) -> MsnpConnection:
     """VER/INF/USR I/USR S on the notification server, up to and including the profile MSG."""
-    conn = await connect(ns_port, timeout)
+    conn = await connect(ns_port, timeout, counts)
     try:
         await negotiate(conn, timeout)
         _, usr = await conn.call(f"USR {{t}} MD5 I {handle}", "USR {t} MD5 S ", timeout)
@@ -208,18 +215,20 @@ async def ns_login(ns_port: int, handle: str, password: str, timeout: float) -> 
         raise
 
 
-async def sync(conn: MsnpConnection, timeout: float) -> int:
-    """``SYN t 0``; reads the dump up to its last RL line. Returns the number of lines."""
+async def sync(conn: MsnpConnection, timeout: float) -> dict[str, int]:
+    """``SYN t 0``; reads the dump up to its last RL line. Returns each list's size (FL, AL,
+    BL, RL: the total its ``LST`` lines carry)."""
     t, _ = await conn.call("SYN {t} 0", "SYN {t} ", timeout)
-    count = 1
+    sizes: dict[str, int] = {}
     while True:
         line, _ = await conn.recv(timeout)
         if is_error(line):
             raise ProtocolFailure(f"SYN dump interrupted by {line!r}")
-        count += 1
         words = line.split(" ")
-        if words[:3] == ["LST", str(t), "RL"] and words[4] == words[5]:
-            return count
+        if words[0] == "LST" and words[1] == str(t):  # LST t list version index total [handle name]
+            sizes[words[2]] = int(words[5])
+            if words[2] == "RL" and words[4] == words[5]:
+                return sizes
 
 
 async def set_status(conn: MsnpConnection, status: str, timeout: float) -> None:
@@ -227,11 +236,17 @@ async def set_status(conn: MsnpConnection, status: str, timeout: float) -> None:
     await conn.call(f"CHG {{t}} {status}", f"CHG {{t}} {status}", timeout, skip_others=True)
 
 
-async def online_session(ns_port: int, handle: str, password: str, timeout: float) -> MsnpConnection:
-    """What a client does to appear online: login, SYN, CHG NLN."""
-    conn = await ns_login(ns_port, handle, password, timeout)
+async def online_session(ns_port: int, handle: str, password: str, timeout: float,
+                         counts: Counter[str] | None = None,
+                         lists: dict[str, int] | None = None) -> MsnpConnection:
+    """What a client does to appear online: login, SYN, CHG NLN. The CHL that follows the CHG
+    (about a second later) is answered by the connection as long as it stays open. ``lists``,
+    when given, gets the list sizes the SYN dump announced."""
+    conn = await ns_login(ns_port, handle, password, timeout, counts)
     try:
-        await sync(conn, timeout)
+        sizes = await sync(conn, timeout)
+        if lists is not None:
+            lists.update(sizes)
         await set_status(conn, "NLN", timeout)
         return conn
     except BaseException:

@@ -1,20 +1,27 @@
 """Bulk-create the benchmark's accounts and list entries straight in the database.
 
 Thousands of accounts through the store one by one would take minutes; two executemany INSERTs
-(SQLAlchemy Core, the tables of msnp6/store/models.py) take about a second.
+(SQLAlchemy Core, the tables of msnp6/store/models.py) take about a second. The storm's
+accounts go in the way an operator moves a user base over, ``msnp6-admin user import -``; their
+contact lists then through the same bulk INSERTs.
 """
 from __future__ import annotations
 
+import csv
+import io
+import random
+import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import attrs
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, bindparam, insert, select, update
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import fanout_subject, handle
+from loadgen import fanout_subject, handle, storm_handle
 
 from msnp6.auth import CredentialKey
 from msnp6.store.models import accounts, list_entries
@@ -80,6 +87,85 @@ def insert_entries(engine: Engine, ids: dict[str, int], entries: Iterable[tuple[
         for batch in _batches(rows):
             conn.execute(insert(list_entries), batch)
     return len(rows)
+
+
+def account_ids(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {r.handle: r.id for r in conn.execute(select(accounts.c.handle, accounts.c.id))}
+
+
+def set_list_versions(engine: Engine, ids: dict[str, int], entries: Iterable[tuple[str, str, str]]) -> None:
+    """Each owner's list version = its number of entries, as if each had come by one ADD."""
+    per_owner = Counter(owner for owner, _, _ in entries)
+    rows: list[dict[str, object]] = [dict(owner=ids[o], version=n) for o, n in per_owner.items()]
+    statement = update(accounts).where(accounts.c.id == bindparam("owner")).values(list_version=bindparam("version"))
+    with engine.begin() as conn:
+        for batch in _batches(rows):
+            conn.execute(statement, batch)
+
+
+@attrs.frozen
+class Storm:
+    """The storm's population: ``size`` accounts with about ``contacts`` mutual contacts each,
+    drawn at random (fixed ``seed``) from the same accounts; ``block_share`` of the contacts
+    are blocked (BL instead of AL)."""
+
+    size: int
+    contacts: int = 20
+    block_share: float = 0.03
+    seed: int = 16
+
+    def handles(self) -> list[str]:
+        return [storm_handle(self.size, i) for i in range(self.size)]
+
+    def pairs(self, rng: random.Random) -> list[tuple[int, int]]:
+        """Undirected contact pairs: each account's ``contacts`` stubs shuffled and paired off
+        (a configuration model); self-pairs and repeats are dropped, so a few accounts end up
+        with one or two contacts less."""
+        degree = min(self.contacts, self.size - 1)
+        stubs = [i for i in range(self.size) for _ in range(degree)]
+        rng.shuffle(stubs)
+        pairs = {(min(a, b), max(a, b)) for a, b in zip(stubs[::2], stubs[1::2], strict=False) if a != b}
+        return sorted(pairs)
+
+    def entries(self) -> Iterator[tuple[str, str, str]]:
+        """(owner, list, contact). A mutual pair A, B: B on A's FL and A on B's FL, so each is
+        on the other's RL; each side has the other on its AL (what a client adds with the FL
+        entry; the default BLP AL would show them anyway), or on its BL instead: then the other
+        gets no ILN or NLN of it."""
+        rng = random.Random(self.seed)
+        names = self.handles()
+        for a, b in self.pairs(rng):
+            for owner, contact in ((names[a], names[b]), (names[b], names[a])):
+                yield owner, "FL", contact
+                yield owner, "RL", contact
+                yield owner, "BL" if rng.random() < self.block_share else "AL", contact
+
+
+def import_accounts(admin: str, db_url: str, key_file: Path, handles: Sequence[str], password: str) -> None:
+    """``msnp6-admin user import -`` with a CSV of ``handle,password,name`` on standard input."""
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows((h, password, h) for h in handles)
+    done = subprocess.run([admin, "--db", db_url, "--key-file", str(key_file), "user", "import", "-"],
+                          input=text.getvalue(), capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"msnp6-admin user import exited {done.returncode}: {(done.stdout + done.stderr)[-2000:]}")
+
+
+def seed_storm(db_url: str, key_file: Path, admin: str, storm: Storm, password: str) -> tuple[int, int]:
+    """The storm's accounts (through ``admin``, the msnp6-admin program) and list entries, into
+    a database ``seed`` has made. Returns (accounts, entries)."""
+    handles = storm.handles()
+    import_accounts(admin, db_url, key_file, handles, password)
+    engine = open_database(db_url)
+    try:
+        ids = account_ids(engine)
+        entries = list(storm.entries())
+        count = insert_entries(engine, ids, entries)
+        set_list_versions(engine, ids, entries)
+        return len(handles), count
+    finally:
+        engine.dispose()
 
 
 def seed(db_url: str, key_file: Path, sizes: Sizes, password: str) -> tuple[int, int]:

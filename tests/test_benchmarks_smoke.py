@@ -1,7 +1,8 @@
 """The benchmarks, tiny, against real servers: the load generator's login scenario must produce one
-well-formed JSON line in which every login succeeded; the cluster benchmark its lines for a DS
-with two nodes and for one process. No timing assertions: speed lives in benchmarks/, never in
-tests."""
+well-formed JSON line in which every login succeeded and every session stayed open with its
+challenge answered; the runner's storm scenario its line for a small population with mutual
+contacts; the cluster benchmark its lines for a DS with two nodes and for one process. No timing
+assertions: speed lives in benchmarks/, never in tests."""
 from __future__ import annotations
 
 import json
@@ -35,8 +36,46 @@ def test_login_scenario_smoke(server, accounts, tmp_path):
     result = json.loads(lines[0])
     assert result["scenario"] == "login" and result["status"] == "ok", result
     assert result["ok"] == LOGINS and result["failed"] == 0 and result["errors"] == {}, result
+    # Held open to the end, each one's CHL answered (as a client does), none dropped by the server.
+    assert result["held"] == LOGINS and result["dropped"] == 0, result
+    assert result["challenges"] == result["challenges_answered"] == LOGINS, result
+    assert result["all_challenges_answered"] is True, result
     for key in ("logins_per_s", "p50_ms", "p99_ms", "server_cpu_s"):
         assert isinstance(result[key], (int, float)) and result[key] >= 0, (key, result)
+
+
+RUNNER = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+STORM = 30
+
+
+def test_storm_scenario_smoke(tmp_path):
+    """benchmarks/run.py's storm at a tiny size: accounts through ``msnp6-admin user import -``,
+    mutual contacts with a few blocked, all logging in through the DS at once on a fresh server.
+    Every presence line the lists call for arrives once: one ILN or one NLN per FL entry whose
+    contact does not block its owner."""
+    done = subprocess.run(
+        [sys.executable, str(RUNNER), "--scenarios", "storm", "--storm-sizes", str(STORM),
+         "--storm-contacts", "5", "--storm-block-share", "0.1", "--no-pin", "--max-seconds", "60",
+         "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(lines) == 1, done.stdout
+    storm = lines[0]
+    assert storm["scenario"] == "storm" and storm["status"] == "ok", storm
+    assert storm["accounts"] == storm["online"] == storm["held"] == STORM, storm
+    assert storm["failed"] == 0 and storm["errors"] == {} and storm["dropped"] == 0, storm
+    assert storm["challenges"] == storm["challenges_answered"] == STORM, storm
+    lists = storm["list_entries"]
+    assert lists["FL"] == lists["RL"] > 0 and lists["AL"] + lists["BL"] == lists["FL"], lists  # mutual
+    assert lists["BL"] > 0, lists
+    assert 0 < storm["contacts_per_account"] <= 5, storm
+    assert storm["presence_lines_expected"] == lists["FL"] - lists["BL"], storm
+    assert storm["iln_lines"] + storm["nln_lines"] == storm["presence_lines_expected"], storm
+    assert storm["fln_lines"] == 0, storm
+    for key in ("seconds_to_all_online", "logins_per_s", "server_cpu_ms_per_login", "server_rss_kib"):
+        assert isinstance(storm[key], (int, float)) and storm[key] > 0, (key, storm)
 
 
 CLUSTER = Path(__file__).resolve().parents[1] / "benchmarks" / "cluster.py"
