@@ -56,7 +56,7 @@ def handle_adg(conn: "NotificationProtocol", command: Command) -> "Deferred[None
         version, group = result
 
         def remember(s: SessionState) -> None:
-            s.groups[group] = name
+            s.set_group(group, name)
 
         conn.stream.apply(version, remember, own=True)
         conn.send("ADG", trid, version, encode_name(name), group, 0)
@@ -72,7 +72,7 @@ def handle_reg(conn: "NotificationProtocol", command: Command) -> "Deferred[None
 
     def renamed(version: int) -> None:
         def remember(s: SessionState) -> None:
-            s.groups[group] = name
+            s.set_group(group, name)
 
         conn.stream.apply(version, remember, own=True)
         conn.send("REG", trid, version, group, encode_name(name), 0)
@@ -92,10 +92,7 @@ def handle_rmg(conn: "NotificationProtocol", command: Command) -> "Deferred[None
         forgets = [forget_contact(conn, "FL", contact) for contact in removal.left]
 
         def remember(s: SessionState) -> None:
-            s.groups.pop(group, None)
-            for contact, groups in list(s.fl_groups.items()):
-                if group in groups:
-                    s.set_fl_groups(contact, tuple(g for g in groups if g != group))
+            s.drop_group(group)
             for forget in forgets:
                 forget(s)
 
