@@ -12,6 +12,7 @@ from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.logger import Logger
 from twisted.python import usage
 
+from . import gc_tuning
 from .admin_token import AdminTokenError, load_token, token_source
 from .auth import CredentialKeyError, CredentialKeyring
 from .cluster.connection import parse_redis_url
@@ -449,5 +450,6 @@ def makeService(options: Options) -> service.MultiService:
         warn_web_options_unused(options)
         top = Guarded()
         service_tree(options, realm.store, [(realm, listeners)], reactor, member).setServiceParent(top)
+        reactor.callWhenRunning(gc_tuning.tune)
         return top
     raise AssertionError("refusing() exits the process")
