@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import fanout_subject, handle, storm_handle
 
 from msnp6.auth import CredentialKey
+from msnp6.store.engine import refresh_statistics
 from msnp6.store.models import accounts, list_entries
 from msnp6.store.schema import open_database
 
@@ -163,6 +164,7 @@ def seed_storm(db_url: str, key_file: Path, admin: str, storm: Storm, password: 
         entries = list(storm.entries())
         count = insert_entries(engine, ids, entries)
         set_list_versions(engine, ids, entries)
+        refresh_statistics(engine)  # as after an operator's bulk load
         return len(handles), count
     finally:
         engine.dispose()
@@ -175,6 +177,8 @@ def seed(db_url: str, key_file: Path, sizes: Sizes, password: str) -> tuple[int,
         key = CredentialKey.load(key_file, create=True)
         handles = list(dict.fromkeys(planned_handles(sizes)))
         ids = insert_accounts(engine, key, handles, password)
-        return len(handles), insert_entries(engine, ids, planned_entries(sizes))
+        count = insert_entries(engine, ids, planned_entries(sizes))
+        refresh_statistics(engine)  # as after an operator's bulk load
+        return len(handles), count
     finally:
         engine.dispose()

@@ -28,7 +28,7 @@ from .services import AccountService, NoSuchAccount
 from .services.accounts import MAX_REASON, name_problem, password_problem, valid_reason
 from .services.invites import code_hash, new_code
 from .store import rotation
-from .store.engine import make_engine
+from .store.engine import make_engine, refresh_statistics
 from .store.schema import SchemaNotAtHead, open_database, schema_state, upgrade
 from .store.sealing import key_for
 from .store.store import DirectStore, DuplicateHandle
@@ -485,6 +485,8 @@ def _import(args: argparse.Namespace, store: DirectStore) -> int:
             raise AdminError(f"{args.file} is not UTF-8 text; {created} accounts were created before it") from None
         except csv.Error as e:
             raise AdminError(f"{args.file}: {e}; {created} accounts were created before it") from None
+    if created:
+        refresh_statistics(store.core.engine)
     print(f"created {created} accounts, rejected {rejected} lines")
     return 1 if rejected else 0
 

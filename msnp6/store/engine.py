@@ -80,3 +80,15 @@ def bound_statements(engine: Engine, seconds: float) -> None:
                 dbapi_conn.autocommit = autocommit
 
     engine.dispose()
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """After a bulk load (``msnp6-admin user import``, a restore): PostgreSQL's planner statistics
+    for the tables a login reads. Until autovacuum gets to it, stale statistics can make the
+    login's snapshot read scan all accounts instead of probing their index (6 ms instead of a
+    third of one, measured with 16,000 accounts). SQLite plans from its indexes alone."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE accounts")
+        conn.exec_driver_sql("ANALYZE list_entries")
