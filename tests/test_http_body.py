@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from twisted.internet.testing import StringTransport
@@ -88,12 +89,17 @@ class Counting(Resource):
         return b"ok"
 
 
-def test_the_rest_of_a_refused_body_in_the_same_read_is_never_served():
+def capped_channel(max_body: int) -> tuple[Counting, Any, StringTransport]:
+    """A BoundedSite's channel on a StringTransport, in front of a resource counting its POSTs."""
     resource = Counting()
-    site = BoundedSite(resource, max_body=10)
-    channel = site.buildProtocol(None)
+    channel = BoundedSite(resource, max_body=max_body).buildProtocol(None)
     transport = StringTransport()
     channel.makeConnection(transport)
+    return resource, channel, transport
+
+
+def test_the_rest_of_a_refused_body_in_the_same_read_is_never_served():
+    resource, channel, transport = capped_channel(10)
     body = b"x" * 11
     channel.dataReceived(post_head("/", len(body)) + body)
     channel.dataReceived(post_head("/", None) + chunked(b"y" * 11, size=6))
@@ -103,11 +109,7 @@ def test_the_rest_of_a_refused_body_in_the_same_read_is_never_served():
 
 
 def test_a_body_at_the_cap_is_served():
-    resource = Counting()
-    site = BoundedSite(resource, max_body=10)
-    channel = site.buildProtocol(None)
-    transport = StringTransport()
-    channel.makeConnection(transport)
+    resource, channel, transport = capped_channel(10)
     channel.dataReceived(post_head("/", 10) + b"x" * 10)
     assert resource.served == 1
     assert b" 200 " in transport.value().split(b"\r\n", 1)[0]
