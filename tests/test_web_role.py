@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from test_web_side_e2e import client_form, online, post_login, request, url_reply
+from test_web_side_e2e import online, sign_in_on
 from twisted.python import usage
 
 from msnp6.tap import Options
@@ -123,12 +123,7 @@ def test_a_web_only_process_signs_in_a_node_s_user(database, key_file, tmp_path,
         node.start()
         try:
             user = online(node, accounts)
-            redirect, login_url, psid = url_reply(user)
-            assert login_url == f"{base}ppsecure/md5auth.srf?lc=1033"
-            answer = post_login(web, login_url, client_form(user, redirect, psid))
-            assert answer.status == 302, answer.body
-            page = request(web.ports["web"], "GET", answer.headers["location"], cookie=answer.cookie())
-            assert f"Signed in as {user.handle}" in page.body
+            sign_in_on(web, user, base)
             # Neither says URL replies go nowhere: the node has its base, the web process serves it.
             assert "URL replies point at" not in node.log() + web.log()
 

@@ -126,6 +126,26 @@ def sign_in(server: ServerProcess, user: Online, service: str = "PROFILE") -> tu
     return cookie, page
 
 
+def with_csrf(fields: dict[str, str], token: str | None) -> dict[str, str]:
+    """``fields`` with its CSRF token replaced by ``token`` (None: left out)."""
+    fields = {k: v for k, v in fields.items() if k != "csrf"}
+    if token is not None:
+        fields["csrf"] = token
+    return fields
+
+
+def sign_in_on(web: ServerProcess, user: Online, base: str) -> tuple[Answer, tuple[str, str, str]]:
+    """``user``'s URL reply (from whichever node holds the session) points at ``web``'s base;
+    its client post signs a browser in there. The page it lands on, and the URL reply."""
+    redirect, login_url, psid = url_reply(user)
+    assert login_url == f"{base}ppsecure/md5auth.srf?lc=1033"
+    answer = post_login(web, login_url, client_form(user, redirect, psid))
+    assert answer.status == 302, answer.body
+    page = request(web.ports["web"], "GET", answer.headers["location"], cookie=answer.cookie())
+    assert f"Signed in as {user.handle}" in page.body
+    return page, (redirect, login_url, psid)
+
+
 def csrf_of(page: Answer) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', page.body)
     assert found is not None, page.body
@@ -370,12 +390,7 @@ def test_the_web_side_signs_in_a_session_held_by_another_process(database, key_f
         node.start()
         try:
             user = online(node, accounts)
-            redirect, login_url, psid = url_reply(user)
-            assert login_url == f"{base}ppsecure/md5auth.srf?lc=1033"
-            answer = post_login(web, login_url, client_form(user, redirect, psid))
-            assert answer.status == 302, answer.body
-            page = request(web.ports["web"], "GET", answer.headers["location"], cookie=answer.cookie())
-            assert f"Signed in as {user.handle}" in page.body
+            _, (redirect, login_url, psid) = sign_in_on(web, user, base)
             # The session's MSPAuth is one thing; a made-up one is still refused there.
             assert post_login(web, login_url, _forged(user, redirect, psid)).status == 403
         finally:
@@ -477,11 +492,7 @@ def test_the_phone_page_refuses_what_prp_refuses(web_server, accounts, value):
 def test_a_phone_post_without_the_csrf_token_changes_nothing(web_server, accounts, token):
     owner = online(web_server, accounts)
     cookie, page = sign_in(web_server, owner, "CHGMOB")
-    fields = phone_form(page, phh="555 0100", mob="Y")
-    if token is None:
-        del fields["csrf"]
-    else:
-        fields["csrf"] = token
+    fields = with_csrf(phone_form(page, phh="555 0100", mob="Y"), token)
     assert request(web_server.ports["web"], "POST", "/mobile/settings", fields, cookie=cookie).status == 403
     fields["csrf"] = csrf_of(page)  # nor a right token without the session cookie
     assert request(web_server.ports["web"], "POST", "/mobile/settings", fields).status == 403
@@ -549,11 +560,7 @@ def test_the_password_page_keeps_admin_s_rules(web_server, accounts, new, again)
 def test_a_password_post_without_the_csrf_token_changes_nothing(web_server, accounts, token):
     user = online(web_server, accounts)
     cookie, page = sign_in(web_server, user, "PASSWORD")
-    fields = password_form(page, user.password, "n3w pass")
-    if token is None:
-        del fields["csrf"]
-    else:
-        fields["csrf"] = token
+    fields = with_csrf(password_form(page, user.password, "n3w pass"), token)
     assert request(web_server.ports["web"], "POST", "/password", fields, cookie=cookie).status == 403
     fields["csrf"] = csrf_of(page)  # nor a right token without the session cookie
     assert request(web_server.ports["web"], "POST", "/password", fields).status == 403

@@ -3,15 +3,19 @@
 calls after making an unverified account."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.web.server import Request
 
 from .. import audit
 from ..mail.mailer import Mailer
 from ..store.records import AccountRecord
-from .tokens import RESET, VERIFY, LinkTokens, credential_binding
+from . import pages
+from .http import field, respond
+from .tokens import RESET, VERIFY, Claim, LinkTokens, credential_binding
 
 VERIFY_SUBJECT = "Confirm your e-mail address for Messenger"
 VERIFY_TEXT = """Someone (we hope you) asked to confirm that {handle} is your address on this
@@ -90,3 +94,17 @@ class MailLinks:
         token = self.tokens.make(RESET, account.handle, credential_binding(account.credential))
         text = RESET_TEXT.format(handle=account.handle, link=self.link("/reset/confirm", token))
         return self.mailer.send(account.handle, RESET_SUBJECT, text, "password reset")
+
+
+def claim_in(request: Request, links: MailLinks, name: str, purpose: str, title: str,
+             refused: Callable[[], bytes], binding: bytes | None = None) -> Claim | bytes:
+    """What the link token in field ``name`` claims for ``purpose``, or the answer to send
+    instead: the mail-off page (200 to a GET, 503 to a POST) or ``refused()`` (403).
+    ``binding``: also check the token's tag now, bound to it (None: the caller checks it once
+    it has read what the token is bound to)."""
+    if not links.enabled:
+        return respond(request, 200 if request.method == b"GET" else 503, pages.mail_off(title))
+    claim = links.tokens.claim(field(request, name), purpose)
+    if claim is None or (binding is not None and not links.tokens.genuine(claim, binding)):
+        return respond(request, 403, refused())
+    return claim

@@ -29,6 +29,7 @@ from ..wire.names import is_valid_handle, normalize_handle
 from . import pages
 from .http import field, host, peer, respond
 from .later import answer_later
+from .links import claim_in
 from .tokens import RESET, Claim, credential_binding
 
 log = Logger()
@@ -141,24 +142,18 @@ class ConfirmReset(Resource):
         return self.side.realm.store.get_account(claim.handle).addCallback(bound)
 
     def render_GET(self, request: Request) -> Any:
-        links = self.side.mail
-        if not links.enabled:
-            return respond(request, 200, pages.mail_off(TITLE))
+        claim = claim_in(request, self.side.mail, "token", RESET, TITLE, link_refused)
+        if not isinstance(claim, Claim):
+            return claim
         token = field(request, "token")
-        claim = links.tokens.claim(token, RESET)
-        if claim is None:
-            return respond(request, 403, link_refused())
         shown: Deferred[tuple[int, bytes]] = self._account(claim).addCallback(
             lambda account: (403, link_refused()) if account is None else (200, confirm_page(account.handle, token)))
         return answer_later(request, shown, "password reset page")
 
     def render_POST(self, request: Request) -> Any:
-        links = self.side.mail
-        if not links.enabled:
-            return respond(request, 503, pages.mail_off(TITLE))
-        claim = links.tokens.claim(field(request, "csrf"), RESET)
-        if claim is None:
-            return respond(request, 403, link_refused())
+        claim = claim_in(request, self.side.mail, "csrf", RESET, TITLE, link_refused)
+        if not isinstance(claim, Claim):
+            return claim
         new = field(request, "new")
         problem = password_problem(new)
         if problem is None and not hmac.compare_digest(new.encode(), field(request, "again").encode()):

@@ -23,8 +23,9 @@ from . import pages
 from .account import AccountPage, Refused
 from .http import field, host, peer, respond
 from .later import answer_later
+from .links import claim_in
 from .sessions import WebSession
-from .tokens import VERIFY
+from .tokens import VERIFY, Claim
 
 SEND_PATH = "/verify/send"
 TITLE = "Verify your e-mail address"
@@ -95,22 +96,16 @@ class Verify(Resource):
         self.side = side
 
     def render_GET(self, request: Request) -> bytes:
-        links = self.side.mail
-        if not links.enabled:
-            return respond(request, 200, pages.mail_off(TITLE))
-        token = field(request, "token")
-        handle = links.tokens.check(token, VERIFY)
-        if handle is None:
-            return respond(request, 403, link_refused())
-        return respond(request, 200, confirm_page(handle, token))
+        claim = claim_in(request, self.side.mail, "token", VERIFY, TITLE, link_refused, binding=b"")
+        if not isinstance(claim, Claim):
+            return claim
+        return respond(request, 200, confirm_page(claim.handle, field(request, "token")))
 
     def render_POST(self, request: Request) -> Any:
-        links = self.side.mail
-        if not links.enabled:
-            return respond(request, 503, pages.mail_off(TITLE))
-        handle = links.tokens.check(field(request, "csrf"), VERIFY)
-        if handle is None:
-            return respond(request, 403, link_refused())
+        claim = claim_in(request, self.side.mail, "csrf", VERIFY, TITLE, link_refused, binding=b"")
+        if not isinstance(claim, Claim):
+            return claim
+        handle = claim.handle
 
         def verified(_: object) -> tuple[int, bytes]:
             audit.verified(handle, peer(request))
