@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from twisted.internet.defer import fail, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.python import usage
 
@@ -130,6 +130,28 @@ def test_lookups_count_as_offline_while_the_directory_fails_and_say_so_once(logg
     up[0], inner.fail = True, False
     directory.get("ann@example.com")
     assert [e for e in logged if "lookups succeed again" in e.get("log_format", "")]
+
+
+def test_a_write_is_waited_for_only_while_redis_is_reachable() -> None:
+    """CHG waits for its record to be stored; in a known outage it is not held for the write's
+    timeout (the node writes its records again once Redis is back)."""
+    pending: list[Deferred[None]] = []
+
+    class Slow:
+        def put(self, record: Any) -> Deferred[None]:
+            pending.append(Deferred())
+            return pending[-1]
+
+    up = [True]
+    directory = TolerantDirectory(Slow(), available=lambda: up[0])  # type: ignore[arg-type]
+    fired: list[Any] = []
+    directory.put("r1").addCallback(fired.append)  # type: ignore[arg-type]
+    assert fired == []
+    pending[0].callback(None)
+    assert fired == [None]
+    up[0] = False
+    directory.put("r2").addCallback(fired.append)  # type: ignore[arg-type]
+    assert fired == [None, None] and len(pending) == 2  # tried, not waited for
 
 
 # -- XFR SB cookies through Redis ------------------------------------------------------------------

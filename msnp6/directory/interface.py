@@ -20,8 +20,9 @@ class Directory(Protocol):
         """Every online session, by handle (``msnp6-admin who``: an operator's look, not a
         protocol path)."""
 
-    def put(self, record: PresenceRecord) -> None:
-        """Record (or replace) the session of ``record.handle``."""
+    def put(self, record: PresenceRecord) -> "Deferred[None]":
+        """Record (or replace) the session of ``record.handle``; fires once stored (or once the
+        failed write is logged): what a client is told after it, any lookup on any node sees."""
 
     def remove(self, handle: str, session: str) -> None:
         """Forget ``handle`` if its record is still that of ``session`` (a newer login stays)."""

@@ -22,8 +22,9 @@ class MemoryDirectory:
     def list_all(self) -> "Deferred[list[PresenceRecord]]":
         return succeed(sorted(self._records.values(), key=lambda r: r.handle))
 
-    def put(self, record: PresenceRecord) -> None:
+    def put(self, record: PresenceRecord) -> "Deferred[None]":
         self._records[record.handle] = record
+        return succeed(None)
 
     def remove(self, handle: str, session: str) -> None:
         record = self._records.get(handle)

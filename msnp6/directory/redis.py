@@ -214,12 +214,12 @@ class RedisDirectory(service.Service):
         d.addCallback(self._counted)
         return d.addErrback(self._write_failed, "count", "-").addCallback(lambda _: self._count)
 
-    # -- writes (fire-and-forget)
+    # -- writes (never fail: a failed write is logged; put fires once it is done)
 
-    def put(self, record: PresenceRecord) -> None:
+    def put(self, record: PresenceRecord) -> "Deferred[None]":
         d = self._guard(self.redis.eval(PUT, [self._hash, self.node_key(record.node)],
                                         [self.prefix, record.handle, to_json(record), record.node]))
-        d.addCallbacks(self._counted, self._write_failed, errbackArgs=("put", record.handle))
+        return d.addCallbacks(self._counted, self._write_failed, errbackArgs=("put", record.handle))
 
     def remove(self, handle: str, session: str) -> None:
         d = self._guard(self.redis.eval(REMOVE, [self._hash], [self.prefix, handle, session]))

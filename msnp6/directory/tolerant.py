@@ -46,8 +46,11 @@ class TolerantDirectory:
         # An operator asked: a Redis outage is an error to show, not an empty list.
         return self.inner.list_all()
 
-    def put(self, record: PresenceRecord) -> None:
-        self.inner.put(record)
+    def put(self, record: PresenceRecord) -> "Deferred[None]":
+        stored = self.inner.put(record)
+        # In a known outage nobody elsewhere can read it anyway, and the node writes its records
+        # again once Redis is back: the client is not held for the write's timeout.
+        return stored if self.available() else succeed(None)
 
     def remove(self, handle: str, session: str) -> None:
         self.inner.remove(handle, session)

@@ -86,24 +86,33 @@ def handle_chg(conn: "NotificationProtocol", command: Command) -> "Deferred[None
     trid = command.trid
     before = conn.status
     conn.status = status
-    conn.send("CHG", trid, status)
-    conn.publish_record()
+    # The echo and the watchers' NLN wait for the directory write: whoever is told of the new
+    # state (the client itself, a watcher on another node) and then CALs finds it stored.
+    stored = conn.publish_record()
     if before is None:
         # The first CHG: who of my FL is online and lets me see them (ILN), then the challenge.
         me = conn.state.handle
+        contacts = list(conn.state.lists["FL"])
 
         def burst(records: dict[str, PresenceRecord]) -> None:
+            if conn.closing:
+                return
             lines = [iln_line(conn, trid, r) for r in records.values() if r.seen_by(me)]
-            if lines and not conn.closing:
-                conn.write(b"".join(lines))
+            conn.write(b"".join([format_line("CHG", trid, status), *lines]))
             conn.challenges.schedule()
             if is_visible(status):
                 tell_watchers(conn)
 
-        return conn.realm.directory.get_many(list(conn.state.lists["FL"])).addCallback(burst)
-    if before != status and (is_visible(before) or is_visible(status)):
-        tell_watchers(conn)
-    return None
+        return stored.addCallback(lambda _: conn.realm.directory.get_many(contacts)).addCallback(burst)
+
+    def echo(_: None) -> None:
+        if conn.closing:
+            return
+        conn.send("CHG", trid, status)
+        if before != status and (is_visible(before) or is_visible(status)):
+            tell_watchers(conn)
+
+    return stored.addCallback(echo)
 
 
 def go_offline(conn: "NotificationProtocol") -> None:

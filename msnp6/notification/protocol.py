@@ -151,10 +151,12 @@ class NotificationProtocol(MsnpConnection):
             address=self.peer, mspauth=self.mspauth, login_time=self.login_time,
         )
 
-    def publish_record(self) -> None:
-        """Tell the directory what the network may know of this session now."""
+    def publish_record(self) -> "Deferred[None]":
+        """Tell the directory what the network may know of this session now; fires once every
+        node's lookups see it."""
         if self.state is not None and not self.closing:
-            self.realm.directory.put(self.record())
+            return self.realm.directory.put(self.record())
+        return succeed(None)
 
     def on_event(self, event: Event) -> None:
         """An event for this account from the bus (someone else's change, or an operator's)."""
