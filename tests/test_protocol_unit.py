@@ -131,7 +131,7 @@ def test_changes_made_while_the_lists_load_are_applied_on_top(realm):
     salt = lines(t)[2].split()[4]
     snapshot = realm.store.core.get_snapshot(1)  # loaded at version 0 ...
     pending: Deferred = Deferred()
-    realm.store.get_snapshot = lambda account_id: pending  # ... but delivered only later
+    realm.store.get_snapshot = lambda account_id, groups=True: pending  # ... but delivered only later
     ns.dataReceived(f"USR 4 MD5 S {md5_hex(salt + 'pw')}\r\n".encode())
     assert realm.node.notification_session("alice@example.com") is ns and ns.state is None
     realm.bus.publish(["alice@example.com"], ReverseListChanged("old@example.com", "old", True, 0))

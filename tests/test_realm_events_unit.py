@@ -92,7 +92,7 @@ def login_while_lists_load(realm: Any) -> tuple[NotificationProtocol, Any, Defer
     salt = take_lines(t)[1].split()[4]
     pending: Deferred = Deferred()
     snapshot = realm.store.core.get_snapshot(1)
-    realm.store.get_snapshot = lambda account_id: pending
+    realm.store.get_snapshot = lambda account_id, groups=True: pending
     ns.dataReceived(f"USR 3 MD5 S {md5_hex(salt + 'pw')}\r\n".encode())
     return ns, t, pending, snapshot
 

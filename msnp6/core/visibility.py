@@ -6,9 +6,12 @@ from collections.abc import Container, Iterable
 
 def allows(viewer: str, blp: str, allow_list: Container[str], block_list: Container[str]) -> bool:
     """Whether an owner with these privacy settings lets ``viewer`` see and reach them."""
-    if viewer in block_list:
-        return False
-    return viewer in allow_list or blp == "AL"
+    return allows_marked(blp, viewer in allow_list, viewer in block_list)
+
+
+def allows_marked(blp: str, on_allow_list: bool, on_block_list: bool) -> bool:
+    """``allows``, told where the viewer stands (a login's snapshot reads that from SQL)."""
+    return not on_block_list and (on_allow_list or blp == "AL")
 
 
 def allowed(viewers: Iterable[str], blp: str, allow_list: Container[str], block_list: Container[str]) -> list[str]:

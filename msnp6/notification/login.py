@@ -224,4 +224,4 @@ def _complete_login(conn: "NotificationProtocol", command: Command, account: Acc
         conn.unregister()
         return _store_failed(conn, failure, account.handle)
 
-    return realm.store.get_snapshot(account.id).addCallbacks(loaded, failed)
+    return realm.store.get_snapshot(account.id, conn.dialect is not None and conn.dialect.groups).addCallbacks(loaded, failed)

@@ -120,7 +120,7 @@ class ChangeStream:
         self._cancel_timer()
         conn = self._conn
         self.reloads += 1
-        self._reload = d = conn.realm.store.get_snapshot(conn.account_id)
+        self._reload = d = conn.realm.store.get_snapshot(conn.account_id, conn.dialect is not None and conn.dialect.groups)
         d.addCallbacks(self._reloaded, self._reload_failed)  # may run at once (and clear _reload)
 
     def _waiter(self) -> "Deferred[None]":

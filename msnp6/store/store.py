@@ -10,7 +10,7 @@ import functools
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -24,12 +24,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from ..core.visibility import allows
+from ..core.visibility import allows_marked
 from ..wire.directory import Hit, Search
 from ..wire.errors import ErrorCode
 from ..wire.groups import DEFAULT_GROUP, IN_DEFAULT, MAX_GROUPS, format_ids, parse_ids
 from .engine import bound_statements, is_sqlite
+from .handoff import NO_RESULT, Handoff
 from .models import accounts, contact_groups, directory_entries, invitations, invites, list_entries
+from .raw import RawRead
 from .records import (
     LISTS,
     AccountDetails,
@@ -375,17 +377,17 @@ class StoreCore:
 
     # -- lists -------------------------------------------------------------------------------
 
-    def get_snapshot(self, owner_id: int) -> SyncSnapshot | None:
-        """The account, its four lists (FL with group ids), its groups and its FL contacts' phone
-        data, read in one transaction."""
+    def get_snapshot(self, owner_id: int, groups: bool = True) -> SyncSnapshot | None:
+        """The account, its four lists (FL with group ids), its groups (unless ``groups`` is
+        False: a dialect without them) and its FL contacts' phone data, read in one transaction."""
         with self.transaction() as conn:
             row = conn.execute(_ACCOUNT_BY_ID, {"id": owner_id}).first()
             if row is None:
                 return None
             account = _account(row)
             lists, contacts = _lists_and_contacts(conn, owner_id, account.handle)
-            groups = {int(r.group_id): r.name for r in conn.execute(_GROUPS_OF, {"owner": owner_id})}
-        return SyncSnapshot(account, lists, contacts, groups)
+            named = {int(r.group_id): r.name for r in conn.execute(_GROUPS_OF, {"owner": owner_id})} if groups else {}
+        return SyncSnapshot(account, lists, contacts, named)
 
     def list_versions(self, owner_ids: list[int]) -> dict[int, int]:
         """The list version of each of ``owner_ids`` that still exists (a node checking its
@@ -577,8 +579,6 @@ class StoreCore:
             return version, _bump_many(conn, ids)
 
 
-#: What the pool hands back for a call it skipped (see ``Store._submit``).
-_ABANDONED = object()
 #: The Deferred of the call running on this pool thread, for ``_no_late_commit``.
 _running = threading.local()
 
@@ -680,7 +680,7 @@ _MARK = list_entries.alias("mark")
 #: Every list entry of an owner, in the order they were added; an FL entry with its contact's
 #: phone data and privacy setting (only the columns a BPR needs) and where the owner (the
 #: viewer) stands on the contact's AL or BL (``mark``; NULL: on neither).
-_LISTS_WITH_CONTACTS = (
+_LISTS_WITH_CONTACTS = RawRead(
     select(list_entries.c.list, list_entries.c.contact, list_entries.c.name, list_entries.c.group_ids,
            accounts.c.handle, accounts.c.phone_home, accounts.c.phone_work, accounts.c.phone_mobile,
            accounts.c.mobile_allowed, accounts.c.blp, _MARK.c.list.label("mark"))
@@ -704,35 +704,38 @@ def _lists_and_contacts(conn: Connection, owner_id: int,
     """The owner's four lists (in the order entries were added; FL with group ids), and what
     the owner (``viewer``) may learn of each FL contact: one statement, each FL row joined to
     its contact's account and to where the viewer stands on that account's AL/BL (a login's
-    snapshot; reading the FL rows a second time for the contacts cost a fifth of it)."""
+    snapshot; reading the FL rows a second time for the contacts cost a fifth of it). Plain
+    tuples from the driver (``RawRead``): by name, reading the rows cost as much as SQLite."""
     lists: dict[str, list[ListEntryRecord]] = {name: [] for name in LISTS}
-    rows: dict[str, Any] = {}
+    fl = lists["FL"]
+    #: FL contact -> which of its AL/BL hold the viewer; its account's columns (if it has one)
     marks: dict[str, set[str]] = {}
-    # .all(): one fetch of every row (iterating a result fetches them one by one, at several
-    # times the cost per row; a login reads some 60 rows here).
-    for r in conn.execute(_LISTS_WITH_CONTACTS, {"owner": owner_id, "viewer": viewer}).all():
-        if r.list != "FL":
-            lists[r.list].append(ListEntryRecord(r.list, r.contact, r.name, ()))
+    accounts_of: dict[str, list[Any]] = {}
+    for list_name, contact, name, group_ids, handle, *account, mark in _LISTS_WITH_CONTACTS.rows(
+            conn, {"owner": owner_id, "viewer": viewer}):
+        if list_name != "FL":
+            lists[list_name].append(ListEntryRecord(list_name, contact, name, ()))
             continue
-        mine = marks.get(r.contact)
-        if mine is None:  # a contact on both AL and BL of the other side would come twice
-            groups = IN_DEFAULT if r.group_ids in ("0", None) else parse_ids(r.group_ids)
-            lists["FL"].append(ListEntryRecord("FL", r.contact, r.name, groups))
-            marks[r.contact] = mine = set()
-            if r.handle is not None:
-                rows[r.contact] = r
-        if r.mark is not None:
-            mine.add(r.mark)
-    return lists, {handle: _contact_info(r, viewer, marks[handle]) for handle, r in rows.items()}
+        mine = marks.get(contact)
+        if mine is None:  # a contact on both AL and BL of the other side comes twice
+            groups = IN_DEFAULT if group_ids in ("0", None) else parse_ids(group_ids)
+            fl.append(ListEntryRecord("FL", contact, name, groups))
+            marks[contact] = mine = set()
+            if handle is not None:
+                accounts_of[contact] = account
+        if mark is not None:
+            mine.add(mark)
+    contacts = {contact: _contact_info(contact, account, marks[contact]) for contact, account in accounts_of.items()}
+    return lists, contacts
 
 
-def _contact_info(r: Any, viewer: str, marks: set[str]) -> ContactInfo:
-    """What ``viewer`` may learn of the account in ``r``; ``marks``: which of its AL/BL hold the viewer."""
-    return ContactInfo(
-        handle=r.handle, phone_home=r.phone_home, phone_work=r.phone_work, phone_mobile=r.phone_mobile,
-        mobile_allowed=bool(r.mobile_allowed),
-        allows_viewer=allows(viewer, r.blp, {viewer} if "AL" in marks else (),
-                             {viewer} if "BL" in marks else ()))
+def _contact_info(handle: str, account: Sequence[Any], marks: set[str]) -> ContactInfo:
+    """What the viewer may learn of ``handle``, whose ``account`` columns are phone_home,
+    phone_work, phone_mobile, mobile_allowed, blp; ``marks``: which of its AL/BL hold the viewer."""
+    phone_home, phone_work, phone_mobile, mobile_allowed, blp = account
+    return ContactInfo(handle=handle, phone_home=phone_home, phone_work=phone_work, phone_mobile=phone_mobile,
+                       mobile_allowed=bool(mobile_allowed),
+                       allows_viewer=allows_marked(blp, "AL" in marks, "BL" in marks))
 
 
 def _contact_infos(conn: Connection, viewer: str, handles: list[str]) -> dict[str, ContactInfo]:
@@ -744,7 +747,8 @@ def _contact_infos(conn: Connection, viewer: str, handles: list[str]) -> dict[st
     marks: dict[int, set[str]] = {}
     for r in conn.execute(_VIEWER_MARKS, {"owners": list(ids), "viewer": viewer}):
         marks.setdefault(r.owner_id, set()).add(r.list)
-    return {r.handle: _contact_info(r, viewer, marks.get(account_id, set())) for account_id, r in ids.items()}
+    return {r.handle: _contact_info(r.handle, (r.phone_home, r.phone_work, r.phone_mobile, r.mobile_allowed, r.blp),
+                                    marks.get(account_id, set())) for account_id, r in ids.items()}
 
 
 def _bump_many(conn: Connection, account_ids: list[int]) -> dict[str, int]:
@@ -789,6 +793,7 @@ class Store:
         # Daemon threads: a database call stuck past the shutdown bound must not keep the
         # process alive (stop() still waits for queued work; see msnp6/shutdown.py).
         self._pool.threadFactory = functools.partial(threading.Thread, daemon=True)  # type: ignore[assignment]
+        self._handoff = Handoff(self._pool, reactor, threads)
         self._reactor = reactor
         self.timeout = timeout or None
         if self.timeout is not None:
@@ -828,29 +833,24 @@ class Store:
         return d.addBoth(timed)
 
     def _submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> "Deferred[T]":
-        """Queue ``fn`` on the pool; its Deferred fires on the reactor thread (deferToThreadPool,
+        """Queue ``fn`` on the pool; its Deferred fires on the reactor thread (as deferToThreadPool,
         plus: a call whose caller has already had its answer is not started at all)."""
         d: Deferred[T] = Deferred()
-        reactor = self._reactor
 
         def work() -> Any:
             # Read from the pool thread: ``called`` only ever goes False -> True, so the worst
             # case is starting a call that timed out a moment ago (its result is dropped).
             if d.called:
-                return _ABANDONED
+                return NO_RESULT
             _running.deferred = d
             try:
                 return fn(*args, **kwargs)
             finally:
                 _running.deferred = None
 
-        def done(ok: bool, result: Any) -> None:
-            # A result after the deadline reaches an already-fired Deferred, which drops it
-            # silently (a Deferred cancelled without a canceller ignores one late result).
-            if result is not _ABANDONED:
-                reactor.callFromThread(d.callback if ok else d.errback, result)
-
-        self._pool.callInThreadWithCallback(done, work)
+        # A result after the deadline reaches an already-fired Deferred, which drops it
+        # silently (a Deferred cancelled without a canceller ignores one late result).
+        self._handoff.submit(d, work)
         return d
 
     def _watch(self, d: "Deferred[Any]", fn: Callable[..., Any], timeout: float) -> None:
@@ -891,8 +891,8 @@ class Store:
     def get_account(self, handle: str) -> "Deferred[AccountRecord | None]":
         return self.run(self.core.get_account, handle)
 
-    def get_snapshot(self, owner_id: int) -> "Deferred[SyncSnapshot | None]":
-        return self.run(self.core.get_snapshot, owner_id)
+    def get_snapshot(self, owner_id: int, groups: bool = True) -> "Deferred[SyncSnapshot | None]":
+        return self.run(self.core.get_snapshot, owner_id, groups)
 
     def list_versions(self, owner_ids: list[int]) -> "Deferred[dict[int, int]]":
         return self.run(self.core.list_versions, owner_ids)
