@@ -74,6 +74,12 @@ def test_names_roundtrip_and_stay_ascii(name):
     assert decode_name(wire) == name
 
 
+@given(st.text(alphabet=st.characters(max_codepoint=0x17F), max_size=40))
+def test_a_name_is_escaped_byte_by_byte_with_or_without_the_plain_shortcut(name):
+    expected = "".join(chr(b) if 0x20 < b < 0x7F and b != 0x25 else f"%{b:02X}" for b in name.encode("utf-8"))
+    assert encode_name(name) == expected
+
+
 def test_a_nul_in_a_name_is_refused_raw_or_encoded():
     for wire in ("a%00b", "a\x00b", "%00"):
         with pytest.raises(InvalidText):
@@ -164,6 +170,19 @@ def test_sync_dump_matches_the_reference_example():
         "LST 5 AL 12 1 2 bob@example.com Bob%20B.", "LST 5 AL 12 2 2 carol@example.com carol@example.com",
         "LST 5 BL 12 0 0", "LST 5 RL 12 1 1 bob@example.com Bob%20B.",
     ]
+
+
+def test_sync_dump_shows_an_allowing_contact_s_phones():
+    lists = {"FL": {"bob@example.com": "Bob"}, "AL": {}, "BL": {}, "RL": {}}
+    contacts = {"bob@example.com": ContactInfo("bob@example.com", "555%200100", None, "555%200199", True, True)}
+    lines = sync.dump(3, _listing(lists, contacts), SUPPORTED["MSNP6"])
+    assert [l.decode() for l in lines[8:]] == [
+        "LST 3 FL 12 1 1 bob@example.com Bob\r\n", "BPR 12 bob@example.com PHH 555%200100\r\n",
+        "BPR 12 bob@example.com PHW\r\n", "BPR 12 bob@example.com PHM 555%200199\r\n",
+        "BPR 12 bob@example.com MOB Y\r\n", "LST 3 AL 12 0 0\r\n", "LST 3 BL 12 0 0\r\n", "LST 3 RL 12 0 0\r\n"]
+    assert sync.bpr_lines(12, "bob@example.com", None) == [
+        b"BPR 12 bob@example.com PHH\r\n", b"BPR 12 bob@example.com PHW\r\n", b"BPR 12 bob@example.com PHM\r\n",
+        b"BPR 12 bob@example.com MOB N\r\n"]
 
 
 def test_sync_dump_for_msnp4_has_no_phone_lines():

@@ -32,8 +32,14 @@ def _must_escape(byte: int) -> bool:
 _ESCAPES = [f"%{b:02X}" if _must_escape(b) else chr(b) for b in range(256)]
 
 
+#: A name with none of the bytes ``_must_escape`` names is its own wire form (most names are).
+_NOTHING_TO_ESCAPE = re.compile(r"[\x21-\x24\x26-\x7e]*")
+
+
 def encode_name(name: str) -> str:
     """Stored (decoded) friendly name -> wire form."""
+    if _NOTHING_TO_ESCAPE.fullmatch(name):
+        return name
     return "".join(_ESCAPES[b] for b in name.encode("utf-8"))
 
 

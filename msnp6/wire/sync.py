@@ -46,20 +46,26 @@ def own_properties(listing: Listing) -> list[tuple[str, tuple[str, ...]]]:
     ]
 
 
-def contact_properties(info: ContactInfo | None) -> list[tuple[str, tuple[str, ...]]]:
-    """The four BPR properties of a contact; blank (MOB N) unless they allow the viewer."""
+def _property(key: str, value: str | None) -> str:
+    return f"{key} {value}\r\n" if value else f"{key}\r\n"
+
+
+#: A contact's BPR properties when it does not let the viewer see them: blank, MOB N.
+_HIDDEN = ("PHH\r\n", "PHW\r\n", "PHM\r\n", "MOB N\r\n")
+
+
+def _bpr_text(version: int, handle: str, info: ContactInfo | None) -> list[str]:
+    """The four BPR lines of a contact (text); blank (MOB N) unless they allow the viewer.
+    Written out rather than through ``format_line``: a SYN dump has four per FL contact."""
+    head = f"BPR {version} {handle} "
     if info is None or not info.allows_viewer:
-        return [("PHH", ()), ("PHW", ()), ("PHM", ()), ("MOB", ("N",))]
-    return [
-        ("PHH", _opt(info.phone_home)),
-        ("PHW", _opt(info.phone_work)),
-        ("PHM", _opt(info.phone_mobile)),
-        ("MOB", ("Y" if info.mobile_allowed else "N",)),
-    ]
+        return [head + tail for tail in _HIDDEN]
+    return [head + _property("PHH", info.phone_home), head + _property("PHW", info.phone_work),
+            head + _property("PHM", info.phone_mobile), head + ("MOB Y\r\n" if info.mobile_allowed else "MOB N\r\n")]
 
 
 def bpr_lines(version: int, handle: str, info: ContactInfo | None) -> list[bytes]:
-    return [format_line("BPR", None, version, handle, key, *value) for key, value in contact_properties(info)]
+    return [line.encode("utf-8") for line in _bpr_text(version, handle, info)]
 
 
 def group_lines(trid: int, listing: Listing) -> list[bytes]:
@@ -71,22 +77,26 @@ def group_lines(trid: int, listing: Listing) -> list[bytes]:
 
 def list_lines(trid: int, name: str, listing: Listing, dialect: Dialect, with_bpr: bool) -> list[bytes]:
     """``LST`` lines of one list (an empty list is one ``0 0`` line); BPR after FL entries; on
-    MSNP7, an FL line ends with the contact's group ids."""
+    MSNP7, an FL line ends with the contact's group ids. Written out rather than through
+    ``format_line``: a login's dump is some 150 lines."""
     entries, ver = listing.lists[name], listing.version
     if not entries:
         return [format_line("LST", trid, name, ver, 0, 0)]
-    out = []
     total = len(entries)
+    head = f"LST {trid} {name} {ver} "
     grouped = name == "FL" and dialect.groups
+    bpr = with_bpr and name == "FL" and dialect.phone_properties
+    fl_groups, contacts = listing.fl_groups, listing.contacts
+    out: list[str] = []
     for i, (contact, stored) in enumerate(entries.items(), 1):
         if grouped:
-            ids = format_ids(listing.fl_groups.get(contact, IN_DEFAULT))
-            out.append(format_line("LST", trid, name, ver, i, total, contact, encode_name(stored), ids))
+            ids = format_ids(fl_groups.get(contact, IN_DEFAULT))
+            out.append(f"{head}{i} {total} {contact} {encode_name(stored)} {ids}\r\n")
         else:
-            out.append(format_line("LST", trid, name, ver, i, total, contact, encode_name(stored)))
-        if with_bpr and name == "FL" and dialect.phone_properties:
-            out += bpr_lines(ver, contact, listing.contacts.get(contact))
-    return out
+            out.append(f"{head}{i} {total} {contact} {encode_name(stored)}\r\n")
+        if bpr:
+            out += _bpr_text(ver, contact, contacts.get(contact))
+    return [line.encode("utf-8") for line in out]
 
 
 def dump(trid: int, listing: Listing, dialect: Dialect) -> list[bytes]:
