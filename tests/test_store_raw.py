@@ -90,3 +90,21 @@ def test_a_dropped_connection_is_replaced(core, database):
     assert caught.value.connection_invalidated
     assert outage_reason(caught.value) is not None  # one log line, not a traceback
     assert core.get_snapshot(owner) is not None  # the pool has a new connection
+
+
+def test_a_login_s_account_reads_match_the_whole_row(core):
+    """USR I's lookup and the snapshot's read take only the record's columns, as tuples; they
+    must agree with the record made from the whole ``accounts`` row."""
+    from msnp6.store.models import accounts
+    from msnp6.store.store import _account
+
+    made = core.create_account(ANN, "Ann Ü", b"\x00sealed\xff")
+    core.set_property(made.id, "PHM", "555%200100", [])
+    core.set_property(made.id, "MOB", "Y", [])
+    core.set_disabled(ANN, True, "spam")
+    with core.engine.connect() as conn:
+        whole = _account(conn.execute(select(accounts).where(accounts.c.id == made.id)).one())
+    assert whole.disabled and whole.mobile_allowed and whole.credential == b"\x00sealed\xff"
+    snapshot = core.get_snapshot(made.id)
+    assert snapshot is not None
+    assert core.get_account(ANN) == snapshot.account == whole

@@ -104,27 +104,29 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _account(row: Row[Any]) -> AccountRecord:
-    m = row._mapping
+#: The columns of an AccountRecord, in the order of its fields (``disabled`` last, computed).
+_RECORD_COLUMNS = ("id", "handle", "friendly_name", "verified", "list_version", "blp", "gtc", "phone_home",
+                   "phone_work", "phone_mobile", "mobile_allowed", "mobile_enabled", "email_enabled",
+                   "inbox_unread", "folders_unread", "credential")
+
+
+def _record(values: Sequence[Any]) -> AccountRecord:
+    """An AccountRecord from the values of ``_RECORD_COLUMNS`` and whether it is disabled."""
+    (id_, handle, name, verified, version, blp, gtc, phone_home, phone_work, phone_mobile, mobile_allowed,
+     mobile_enabled, email_enabled, inbox_unread, folders_unread, credential, disabled) = values
     return AccountRecord(
-        id=m["id"],
-        handle=m["handle"],
-        friendly_name=m["friendly_name"],
-        verified=bool(m["verified"]),
-        list_version=int(m["list_version"]),
-        blp=m["blp"],
-        gtc=m["gtc"],
-        phone_home=m["phone_home"],
-        phone_work=m["phone_work"],
-        phone_mobile=m["phone_mobile"],
-        mobile_allowed=bool(m["mobile_allowed"]),
-        mobile_enabled=bool(m["mobile_enabled"]),
-        email_enabled=bool(m["email_enabled"]),
-        inbox_unread=int(m["inbox_unread"]),
-        folders_unread=int(m["folders_unread"]),
-        credential=bytes(m["credential"]),
-        disabled=m["disabled_at"] is not None,
+        id=id_, handle=handle, friendly_name=name, verified=bool(verified), list_version=int(version),
+        blp=blp, gtc=gtc, phone_home=phone_home, phone_work=phone_work, phone_mobile=phone_mobile,
+        mobile_allowed=bool(mobile_allowed), mobile_enabled=bool(mobile_enabled),
+        email_enabled=bool(email_enabled), inbox_unread=int(inbox_unread), folders_unread=int(folders_unread),
+        credential=bytes(credential), disabled=bool(disabled),
     )
+
+
+def _account(row: Row[Any]) -> AccountRecord:
+    """An AccountRecord from a whole ``accounts`` row."""
+    m = row._mapping
+    return _record([*(m[name] for name in _RECORD_COLUMNS), m["disabled_at"] is not None])
 
 
 class StoreCore:
@@ -147,8 +149,8 @@ class StoreCore:
 
     def get_account(self, handle: str) -> AccountRecord | None:
         with self._reads.connect() as conn:
-            row = conn.execute(_ACCOUNT_BY_HANDLE, {"handle": handle}).first()
-        return _account(row) if row is not None else None
+            rows = _RECORD_BY_HANDLE.rows(conn, {"handle": handle})
+        return _record(rows[0]) if rows else None
 
     def create_account(
         self,
@@ -381,10 +383,10 @@ class StoreCore:
         """The account, its four lists (FL with group ids), its groups (unless ``groups`` is
         False: a dialect without them) and its FL contacts' phone data, read in one transaction."""
         with self.transaction() as conn:
-            row = conn.execute(_ACCOUNT_BY_ID, {"id": owner_id}).first()
-            if row is None:
+            rows = _RECORD_BY_ID.rows(conn, {"id": owner_id})
+            if not rows:
                 return None
-            account = _account(row)
+            account = _record(rows[0])
             lists, contacts = _lists_and_contacts(conn, owner_id, account.handle)
             named = {int(r.group_id): r.name for r in conn.execute(_GROUPS_OF, {"owner": owner_id})} if groups else {}
         return SyncSnapshot(account, lists, contacts, named)
@@ -666,7 +668,10 @@ def _count(conn: Connection, owner_id: int, list_name: str) -> int:
 # The login path's statements, built once: constructing a select and its cache key on every call
 # cost more than running it (benchmarks: 105 -> 39 us per query on SQLite).
 _ACCOUNT_BY_HANDLE = select(accounts).where(accounts.c.handle == bindparam("handle"))
-_ACCOUNT_BY_ID = select(accounts).where(accounts.c.id == bindparam("id"))
+# A login's two account reads (by handle at USR I, by id in the snapshot): plain tuples (RawRead).
+_RECORD = select(*(accounts.c[name] for name in _RECORD_COLUMNS), accounts.c.disabled_at.is_not(None))
+_RECORD_BY_HANDLE = RawRead(_RECORD.where(accounts.c.handle == bindparam("handle")))
+_RECORD_BY_ID = RawRead(_RECORD.where(accounts.c.id == bindparam("id")))
 _GROUPS_OF = (
     select(contact_groups.c.group_id, contact_groups.c.name)
     .where(contact_groups.c.owner_id == bindparam("owner"))
