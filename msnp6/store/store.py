@@ -135,8 +135,9 @@ class StoreCore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         # Single-statement reads need no transaction: on PostgreSQL that saves the BEGIN and
-        # ROLLBACK round trips around every account lookup (SQLite is unaffected).
-        self._reads = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # ROLLBACK round trips around every account lookup. SQLite's driver begins none for a
+        # read anyway, and switching its isolation level on every checkout and back costs.
+        self._reads = engine if is_sqlite(str(engine.url)) else engine.execution_options(isolation_level="AUTOCOMMIT")
 
     # -- accounts ------------------------------------------------------------------------------
 
