@@ -12,7 +12,7 @@ from msnp6.store.faults import outage_reason
 from msnp6.store.models import list_entries
 from msnp6.store.raw import RawRead
 from msnp6.store.schema import upgrade
-from msnp6.store.store import _LISTS_WITH_CONTACTS, StoreCore
+from msnp6.store.store import _LISTS_WITH_MARKS, StoreCore
 
 ANN, BOB, CAT, DAN = "ann@example.com", "bob@example.com", "cat@example.com", "dan@example.com"
 
@@ -39,10 +39,13 @@ def test_rows_are_those_sqlalchemy_reads(core):
         conn.execute(list_entries.insert().values(owner_id=ids[BOB], list="BL", contact=ANN, name="ann"))
     params = {"owner": ids[ANN], "viewer": ANN}
     with core.engine.connect() as conn:
-        raw = _LISTS_WITH_CONTACTS.rows(conn, params)
-        by_sqlalchemy = [tuple(r) for r in conn.execute(_LISTS_WITH_CONTACTS.statement, params).all()]
+        raw = _LISTS_WITH_MARKS.rows(conn, params)
+        by_sqlalchemy = [tuple(r) for r in conn.execute(_LISTS_WITH_MARKS.statement, params).all()]
     assert [tuple(r) for r in raw] == by_sqlalchemy
     assert len(raw) == 3  # FL bob twice (his AL and BL both hold ann), AL bob
+    snapshot = core.get_snapshot(ids[ANN])  # SQLite reads the marks apart, PostgreSQL joins them
+    assert [e.contact for e in snapshot.lists["FL"]] == [BOB]
+    assert not snapshot.contacts[BOB].allows_viewer  # on his BL too: blocked
 
 
 def test_snapshot_tells_what_the_viewer_may_learn_of_each_contact(core):
@@ -85,7 +88,7 @@ def test_a_dropped_connection_is_replaced(core, database):
             admin.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
             admin.commit()
         with pytest.raises(DBAPIError) as caught:
-            _LISTS_WITH_CONTACTS.rows(conn, {"owner": owner, "viewer": ANN})
+            _LISTS_WITH_MARKS.rows(conn, {"owner": owner, "viewer": ANN})
     other.dispose()
     assert caught.value.connection_invalidated
     assert outage_reason(caught.value) is not None  # one log line, not a traceback

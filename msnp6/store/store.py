@@ -10,12 +10,12 @@ import functools
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import attrs
-from sqlalchemy import Connection, Engine, Row, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, delete, func, insert, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.defer import TimeoutError as DeferredTimeout
@@ -683,19 +683,36 @@ _NOTE_LOGINS = (update(accounts).where(accounts.c.id.in_(bindparam("ids", expand
 #: Below every database's bound on parameters in one statement (SQLite's used to be 999).
 _IDS_PER_STATEMENT = 500
 _MARK = list_entries.alias("mark")
-#: Every list entry of an owner, in the order they were added; an FL entry with its contact's
-#: phone data and privacy setting (only the columns a BPR needs) and where the owner (the
-#: viewer) stands on the contact's AL or BL (``mark``; NULL: on neither).
-_LISTS_WITH_CONTACTS = RawRead(
-    select(list_entries.c.list, list_entries.c.contact, list_entries.c.name, list_entries.c.group_ids,
-           accounts.c.handle, accounts.c.phone_home, accounts.c.phone_work, accounts.c.phone_mobile,
-           accounts.c.mobile_allowed, accounts.c.blp, _MARK.c.list.label("mark"))
-    .select_from(list_entries.outerjoin(accounts, and_(list_entries.c.list == "FL",
-                                                       accounts.c.handle == list_entries.c.contact))
-                 .outerjoin(_MARK, and_(_MARK.c.owner_id == accounts.c.id, _MARK.c.contact == bindparam("viewer"),
-                                        or_(_MARK.c.list == "AL", _MARK.c.list == "BL"))))
-    .where(list_entries.c.owner_id == bindparam("owner"))
-    .order_by(list_entries.c.id)
+
+
+def _lists_read(with_marks: bool) -> RawRead:
+    """Every list entry of an owner, in the order they were added; an FL entry with its contact's
+    account id, phone data and privacy setting (only the columns a BPR needs), and
+    (``with_marks``) where the owner, the viewer, stands on that account's AL or BL (``mark``,
+    NULL: on neither; a row per mark)."""
+    joined = list_entries.outerjoin(accounts, and_(list_entries.c.list == "FL",
+                                                   accounts.c.handle == list_entries.c.contact))
+    mark: Any = null()
+    if with_marks:
+        joined = joined.outerjoin(_MARK, and_(_MARK.c.owner_id == accounts.c.id, _MARK.c.contact == bindparam("viewer"),
+                                              or_(_MARK.c.list == "AL", _MARK.c.list == "BL")))
+        mark = _MARK.c.list
+    return RawRead(
+        select(list_entries.c.list, list_entries.c.contact, list_entries.c.name, list_entries.c.group_ids,
+               accounts.c.id, accounts.c.phone_home, accounts.c.phone_work, accounts.c.phone_mobile,
+               accounts.c.mobile_allowed, accounts.c.blp, mark.label("mark"))
+        .select_from(joined).where(list_entries.c.owner_id == bindparam("owner")).order_by(list_entries.c.id))
+
+
+# A login's snapshot. PostgreSQL: one statement, the marks joined (one round trip). SQLite: the
+# lists, then whose AL or BL holds the viewer, one range of the (contact, list) index, where
+# joining each FL contact's entry for the viewer was one index probe per contact (a fifth more
+# of SQLite's time per login; a second statement costs SQLite no round trip).
+_LISTS_WITH_MARKS = _lists_read(with_marks=True)
+_LISTS = _lists_read(with_marks=False)
+_MARKED_BY = RawRead(
+    select(list_entries.c.owner_id, list_entries.c.list)
+    .where(list_entries.c.contact == bindparam("viewer"), or_(list_entries.c.list == "AL", list_entries.c.list == "BL"))
 )
 _ACCOUNTS_BY_HANDLES = select(accounts).where(accounts.c.handle.in_(bindparam("handles", expanding=True)))
 _VIEWER_MARKS = select(list_entries.c.owner_id, list_entries.c.list).where(
@@ -708,34 +725,39 @@ _VIEWER_MARKS = select(list_entries.c.owner_id, list_entries.c.list).where(
 def _lists_and_contacts(conn: Connection, owner_id: int,
                         viewer: str) -> tuple[dict[str, list[ListEntryRecord]], dict[str, ContactInfo]]:
     """The owner's four lists (in the order entries were added; FL with group ids), and what
-    the owner (``viewer``) may learn of each FL contact: one statement, each FL row joined to
-    its contact's account and to where the viewer stands on that account's AL/BL (a login's
-    snapshot; reading the FL rows a second time for the contacts cost a fifth of it). Plain
-    tuples from the driver (``RawRead``): by name, reading the rows cost as much as SQLite."""
+    the owner (``viewer``) may learn of each FL contact. Plain tuples from the driver
+    (``RawRead``): by name, reading the rows cost as much as SQLite."""
     lists: dict[str, list[ListEntryRecord]] = {name: [] for name in LISTS}
     fl = lists["FL"]
-    #: FL contact -> which of its AL/BL hold the viewer; its account's columns (if it has one)
-    marks: dict[str, set[str]] = {}
-    accounts_of: dict[str, list[Any]] = {}
-    for list_name, contact, name, group_ids, handle, *account, mark in _LISTS_WITH_CONTACTS.rows(
-            conn, {"owner": owner_id, "viewer": viewer}):
+    #: FL contact -> its account's id and the columns ``_contact_info`` reads
+    accounts_of: dict[str, tuple[int, list[Any]]] = {}
+    #: account id -> which of its AL/BL hold the viewer
+    marks: dict[int, set[str]] = {}
+    joined = conn.dialect.name != "sqlite"
+    rows = (_LISTS_WITH_MARKS.rows(conn, {"owner": owner_id, "viewer": viewer}) if joined
+            else _LISTS.rows(conn, {"owner": owner_id}))
+    for list_name, contact, name, group_ids, account_id, *account, mark in rows:
         if list_name != "FL":
             lists[list_name].append(ListEntryRecord(list_name, contact, name, ()))
             continue
-        mine = marks.get(contact)
-        if mine is None:  # a contact on both AL and BL of the other side comes twice
+        if account_id is None or contact not in accounts_of:  # a row per mark: on AL and BL, twice
             groups = IN_DEFAULT if group_ids in ("0", None) else parse_ids(group_ids)
             fl.append(ListEntryRecord("FL", contact, name, groups))
-            marks[contact] = mine = set()
-            if handle is not None:
-                accounts_of[contact] = account
+            if account_id is not None:
+                accounts_of[contact] = (account_id, account)
         if mark is not None:
-            mine.add(mark)
-    contacts = {contact: _contact_info(contact, account, marks[contact]) for contact, account in accounts_of.items()}
-    return lists, contacts
+            marks.setdefault(account_id, set()).add(mark)
+    if accounts_of and not joined:
+        for owner, list_name in _MARKED_BY.rows(conn, {"viewer": viewer}):
+            marks.setdefault(owner, set()).add(list_name)
+    return lists, {contact: _contact_info(contact, account, marks.get(account_id, _NO_MARKS))
+                   for contact, (account_id, account) in accounts_of.items()}
 
 
-def _contact_info(handle: str, account: Sequence[Any], marks: set[str]) -> ContactInfo:
+_NO_MARKS: frozenset[str] = frozenset()
+
+
+def _contact_info(handle: str, account: Sequence[Any], marks: Container[str]) -> ContactInfo:
     """What the viewer may learn of ``handle``, whose ``account`` columns are phone_home,
     phone_work, phone_mobile, mobile_allowed, blp; ``marks``: which of its AL/BL hold the viewer."""
     phone_home, phone_work, phone_mobile, mobile_allowed, blp = account
