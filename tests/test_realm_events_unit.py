@@ -204,6 +204,14 @@ def test_presence_record_is_plain_data(realm):
     assert record.seen_by(BOB) and record.allows("") is not None
 
 
+def hold_directory_writes(realm: Any) -> Deferred:
+    """From now on the directory's writes land, but report it only when the result fires."""
+    stored: Deferred = Deferred()
+    put = realm.directory.put
+    realm.directory.put = lambda record: put(record) and stored
+    return stored
+
+
 def test_chg_is_answered_and_told_once_the_directory_holds_it(realm):
     """In a cluster the directory write is a Redis round trip: the echo and the watchers' NLN wait
     for it, so whoever hears of the new state and then CALs finds it stored."""
@@ -212,9 +220,7 @@ def test_chg_is_answered_and_told_once_the_directory_holds_it(realm):
     bob.dataReceived(f"ADD 6 FL {ALICE} Alice\r\n".encode())
     take_lines(bt)
     take_lines(at)
-    stored: Deferred = Deferred()
-    put = realm.directory.put
-    realm.directory.put = lambda record: put(record) and stored  # type: ignore[method-assign]
+    stored = hold_directory_writes(realm)
     alice.dataReceived(b"CHG 7 BSY\r\nPNG\r\n")
     assert take_lines(at) == [] and take_lines(bt) == []  # held: PNG waits behind CHG too
     stored.callback(None)
@@ -223,17 +229,12 @@ def test_chg_is_answered_and_told_once_the_directory_holds_it(realm):
 
 
 def test_first_chg_echo_and_iln_wait_for_the_directory(realm):
-    bob, bt = login(realm, BOB)
-    ns = NotificationProtocol(realm)
-    t = connect(ns)
-    ns.dataReceived(f"VER 1 MSNP6 CVR0\r\nUSR 2 MD5 I {ALICE}\r\n".encode())
-    salt = take_lines(t)[1].split()[4]
-    ns.dataReceived(f"USR 3 MD5 S {md5_hex(salt + 'pw')}\r\nSYN 4 0\r\nADD 5 FL {BOB} Bob\r\n".encode())
-    take_lines(t)
-    stored: Deferred = Deferred()
-    put = realm.directory.put
-    realm.directory.put = lambda record: put(record) and stored  # type: ignore[method-assign]
-    ns.dataReceived(b"CHG 6 NLN\r\n")
-    assert take_lines(t) == []
+    login(realm, BOB)
+    alice, at = login(realm, ALICE, status=None)
+    alice.dataReceived(f"ADD 5 FL {BOB} Bob\r\n".encode())
+    take_lines(at)
+    stored = hold_directory_writes(realm)
+    alice.dataReceived(b"CHG 6 NLN\r\n")
+    assert take_lines(at) == []
     stored.callback(None)
-    assert take_lines(t) == ["CHG 6 NLN", f"ILN 6 NLN {BOB} Bob"]
+    assert take_lines(at) == ["CHG 6 NLN", f"ILN 6 NLN {BOB} Bob"]
