@@ -413,7 +413,7 @@ class StoreCore:
         that group too (215 only when already in it). None (MSNP2-6): group 0, and 215 for any
         contact already on the FL."""
         with self.transaction() as conn:
-            contact_row = conn.execute(select(accounts.c.id).where(accounts.c.handle == contact)).first()
+            contact_row = conn.execute(_ID_BY_HANDLE, {"handle": contact}).first()
             if contact_row is None:
                 raise ListRefused(ErrorCode.INVALID_USER)
             _lock(conn, owner_id, contact_row.id if list_name == "FL" else None)
@@ -429,14 +429,14 @@ class StoreCore:
             if _count(conn, owner_id, list_name) >= limit:
                 raise ListRefused(ErrorCode.LIST_FULL)
             groups = (DEFAULT_GROUP if group is None else group,) if list_name == "FL" else ()
-            conn.execute(insert(list_entries).values(owner_id=owner_id, list=list_name, contact=contact, name=name,
-                                                     group_ids=format_ids(groups) if groups else None))
+            conn.execute(_ADD_ENTRY, {"owner_id": owner_id, "list": list_name, "contact": contact, "name": name,
+                                      "group_ids": format_ids(groups) if groups else None})
             contact_version = None
             if list_name == "FL":
-                owner_handle = conn.execute(select(accounts.c.handle).where(accounts.c.id == owner_id)).scalar_one()
+                owner_handle = _handle_of(conn, owner_id)
                 if "RL" not in _entry_lists(conn, contact_row.id, owner_handle):
-                    conn.execute(insert(list_entries).values(
-                        owner_id=contact_row.id, list="RL", contact=owner_handle, name=owner_name))
+                    conn.execute(_ADD_ENTRY, {"owner_id": contact_row.id, "list": "RL", "contact": owner_handle,
+                                              "name": owner_name, "group_ids": None})
                     contact_version = _bump(conn, contact_row.id)
                 info = _contact_infos(conn, owner_handle, [contact])[contact]
                 return ListChange(_bump(conn, owner_id), contact_version, info, groups)
@@ -459,7 +459,7 @@ class StoreCore:
         in it); the entry stays on the FL while it is in another group, and leaves it (RL and
         all) with its last one."""
         with self.transaction() as conn:
-            contact_row = conn.execute(select(accounts.c.id).where(accounts.c.handle == contact)).first()
+            contact_row = conn.execute(_ID_BY_HANDLE, {"handle": contact}).first()
             _lock(conn, owner_id, contact_row.id if contact_row is not None and list_name == "FL" else None)
             if group is not None:
                 if not _group_exists(conn, owner_id, group):
@@ -622,11 +622,11 @@ def _lock(conn: Connection, *ids: int | None) -> None:
     """Lock the accounts a change touches, always in id order: two people adding each other at
     the same moment must not deadlock (PostgreSQL; SQLite has one writer anyway)."""
     wanted = sorted({i for i in ids if i is not None})
-    conn.execute(select(accounts.c.id).where(accounts.c.id.in_(wanted)).order_by(accounts.c.id).with_for_update())
+    conn.execute(_LOCK, {"ids": wanted})
 
 
 def _handle_of(conn: Connection, account_id: int) -> str:
-    return str(conn.execute(select(accounts.c.handle).where(accounts.c.id == account_id)).scalar_one())
+    return str(conn.execute(_HANDLE_OF, {"id": account_id}).scalar_one())
 
 
 def _leave_reverse_list(conn: Connection, contact_id: int, owner_handle: str) -> int | None:
@@ -640,14 +640,11 @@ def _leave_reverse_list(conn: Connection, contact_id: int, owner_handle: str) ->
 def _group_exists(conn: Connection, owner_id: int, group: int) -> bool:
     if group == DEFAULT_GROUP:
         return True
-    return conn.execute(select(contact_groups.c.group_id).where(
-        contact_groups.c.owner_id == owner_id, contact_groups.c.group_id == group)).first() is not None
+    return conn.execute(_GROUP_EXISTS, {"owner": owner_id, "group": group}).first() is not None
 
 
 def _fl_groups(conn: Connection, owner_id: int, contact: str) -> tuple[int, ...]:
-    return parse_ids(conn.execute(select(list_entries.c.group_ids).where(
-        list_entries.c.owner_id == owner_id, list_entries.c.list == "FL",
-        list_entries.c.contact == contact)).scalar())
+    return parse_ids(conn.execute(_FL_GROUPS, {"owner": owner_id, "contact": contact}).scalar())
 
 
 def _set_fl_groups(conn: Connection, owner_id: int, contact: str, groups: tuple[int, ...]) -> None:
@@ -657,14 +654,33 @@ def _set_fl_groups(conn: Connection, owner_id: int, contact: str, groups: tuple[
 
 
 def _entry_lists(conn: Connection, owner_id: int, contact: str) -> set[str]:
-    return set(conn.execute(select(list_entries.c.list).where(
-        list_entries.c.owner_id == owner_id, list_entries.c.contact == contact)).scalars())
+    return set(conn.execute(_ENTRY_LISTS, {"owner": owner_id, "contact": contact}).scalars())
 
 
 def _count(conn: Connection, owner_id: int, list_name: str) -> int:
-    return int(conn.execute(select(func.count()).select_from(list_entries).where(
-        list_entries.c.owner_id == owner_id, list_entries.c.list == list_name)).scalar_one())
+    return int(conn.execute(_COUNT, {"owner": owner_id, "list": list_name}).scalar_one())
 
+
+# The list changes' statements, built once (as the login's below): ADD, REM and the rest run
+# several each, and building a select and its cache key per call cost as much as running it.
+_LOCK = (select(accounts.c.id).where(accounts.c.id.in_(bindparam("ids", expanding=True)))
+         .order_by(accounts.c.id).with_for_update())
+_ID_BY_HANDLE = select(accounts.c.id).where(accounts.c.handle == bindparam("handle"))
+_HANDLE_OF = select(accounts.c.handle).where(accounts.c.id == bindparam("id"))
+_GROUP_EXISTS = select(contact_groups.c.group_id).where(
+    contact_groups.c.owner_id == bindparam("owner"), contact_groups.c.group_id == bindparam("group"))
+_FL_GROUPS = select(list_entries.c.group_ids).where(
+    list_entries.c.owner_id == bindparam("owner"), list_entries.c.list == "FL",
+    list_entries.c.contact == bindparam("contact"))
+_ENTRY_LISTS = select(list_entries.c.list).where(
+    list_entries.c.owner_id == bindparam("owner"), list_entries.c.contact == bindparam("contact"))
+_COUNT = select(func.count()).select_from(list_entries).where(
+    list_entries.c.owner_id == bindparam("owner"), list_entries.c.list == bindparam("list"))
+_ADD_ENTRY = insert(list_entries)
+# (Not "id" or "updated_at": an UPDATE keeps its columns' names for its own parameters.)
+_BUMP = (update(accounts).where(accounts.c.id == bindparam("account"))
+         .values(list_version=accounts.c.list_version + 1, updated_at=bindparam("bumped_at"))
+         .returning(accounts.c.list_version))
 
 # The login path's statements, built once: constructing a select and its cache key on every call
 # cost more than running it (benchmarks: 105 -> 39 us per query on SQLite).
@@ -794,14 +810,7 @@ def _bump_many(conn: Connection, account_ids: list[int]) -> dict[str, int]:
 
 def _bump(conn: Connection, account_id: int) -> int:
     """Raise an account's list version by one, atomically, in the caller's transaction."""
-    return int(
-        conn.execute(
-            update(accounts)
-            .where(accounts.c.id == account_id)
-            .values(list_version=accounts.c.list_version + 1, updated_at=_now())
-            .returning(accounts.c.list_version)
-        ).scalar_one()
-    )
+    return int(conn.execute(_BUMP, {"account": account_id, "bumped_at": _now()}).scalar_one())
 
 
 class Store:
