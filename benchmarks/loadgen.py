@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import msnpaio as m
 
 DEFAULT_PASSWORD = "benchpass"
-SCENARIOS = ("login", "idle", "fanout", "chat", "storm")
+SCENARIOS = ("login", "idle", "fanout", "chat", "storm", "lists")
 #: Seconds between a session's first CHG and the server's CHL (msnp6's challenge_delay).
 CHALLENGE_DELAY = 1.0
 MESSAGE = (
@@ -356,6 +356,60 @@ async def scenario_storm(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# -- list changes -------------------------------------------------------------------------------------
+
+
+async def list_phase(args: argparse.Namespace, sessions: list[m.MsnpConnection], contacts: Callable[[int], list[str]],
+                     template: str, expect: str, deadline: float) -> dict[str, Any]:
+    """Every session sends ``template`` (``{t}``, ``{c}``: the contact) for each of its contacts, one
+    at a time as a client does, all sessions at once; server CPU per command."""
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+
+    async def one(i: int) -> None:
+        conn = sessions[i]
+        for contact in contacts(i):
+            t0 = time.perf_counter()
+            try:
+                # Others' ADD 0 RL, BPR, ILN and NLN lines come in between: skipped.
+                await conn.call(template.replace("{c}", contact), expect, args.timeout, skip_others=True)
+                latencies.append(time.perf_counter() - t0)
+            except Exception as e:
+                errors[describe(e)] += 1
+
+    cpu = cpu_meter(args)
+    start = time.perf_counter()
+    await run_pool(len(sessions), len(sessions), one, deadline)
+    elapsed = time.perf_counter() - start
+    return {"commands": len(latencies), "failed": sum(errors.values()), "seconds": round(elapsed, 3),
+            "per_s": round(len(latencies) / elapsed, 1) if elapsed else None,
+            **latency_fields(latencies), **cpu.fields(len(latencies), "command"), "errors": dict(errors)}
+
+
+async def scenario_lists(args: argparse.Namespace) -> dict[str, Any]:
+    """``--list-owners`` sessions (logged in straight on the NS, online) each add ``--list-adds``
+    of the others to their FL (``ADD t FL``: the contact's RL too, ``ADD 0 RL`` to its session),
+    add them again (``215``), then remove them (``REM t FL``): server CPU per command of each kind."""
+    handles = [handle("lists", i) for i in range(args.list_owners)]
+    deadline = time.monotonic() + args.max_seconds
+    opened, errors = await open_sessions(args, handles, deadline)
+    sessions = [s for s in opened if s is not None]
+    count = len(sessions)
+
+    def contacts(i: int) -> list[str]:
+        return [handles[(i + k) % count] for k in range(1, min(args.list_adds, count - 1) + 1)]
+
+    try:
+        add = await list_phase(args, sessions, contacts, "ADD {t} FL {c} {c}", "ADD {t} FL ", deadline)
+        again = await list_phase(args, sessions, contacts, "ADD {t} FL {c} {c}", "215 {t}", deadline)
+        rem = await list_phase(args, sessions, contacts, "REM {t} FL {c}", "REM {t} FL ", deadline)
+    finally:
+        close_all(sessions)
+    return {"owners": count, "adds_per_owner": min(args.list_adds, count - 1), "login_errors": dict(errors),
+            "failed": len(handles) - count + add["failed"] + again["failed"] + rem["failed"],
+            "add": add, "add_again": again, "rem": rem}
+
+
 # -- idle ---------------------------------------------------------------------------------------------
 
 
@@ -676,7 +730,7 @@ async def measure_chat(args: argparse.Namespace, pairs: list[Pair]) -> dict[str,
 
 RUNNERS: dict[str, Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]] = {
     "login": scenario_login, "idle": scenario_idle, "fanout": scenario_fanout, "chat": scenario_chat,
-    "storm": scenario_storm,
+    "storm": scenario_storm, "lists": scenario_lists,
 }
 
 
@@ -748,6 +802,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="pairs set up at once (default --concurrency; 1 gives ring latencies without queueing)")
     p.add_argument("--chat-placement", choices=("same", "cross"), default="same",
                    help="a pair's two users on the same node or on two different nodes (with --node)")
+    # list changes
+    p.add_argument("--list-owners", type=int, default=200, help="sessions adding and removing contacts")
+    p.add_argument("--list-adds", type=int, default=20, help="contacts each of them adds, adds again, removes")
     # storm
     p.add_argument("--storm-size", type=int, default=1000, help="accounts storm<size>u<i>@..., all logging in")
     p.add_argument("--storm-concurrency", type=int, default=1000, help="storm logins in flight at once")

@@ -33,9 +33,9 @@ from msnp6.store.schema import upgrade  # noqa: E402
 from msnp6.testing import free_port, wait_until_listening  # noqa: E402
 
 QUICK = dict(logins=300, clients=20, idle_sizes="100,300,500", fanout_sizes="20,100", rounds=10,
-             pairs=10, duration=2.0, settle=1.0, storm_sizes="200")
+             pairs=10, duration=2.0, settle=1.0, storm_sizes="200", list_owners=20, list_adds=5)
 FULL = dict(logins=5000, clients=100, idle_sizes="1000,5000,10000", fanout_sizes="100,1000", rounds=40,
-            pairs=100, duration=5.0, settle=3.0, storm_sizes="1000,10000")
+            pairs=100, duration=5.0, settle=3.0, storm_sizes="1000,10000", list_owners=200, list_adds=20)
 #: What runs without --scenarios: the storm (its own seeding, 11,000 accounts and about 650,000
 #: list entries at the full sizes) is asked for by name.
 DEFAULT_SCENARIOS = ("login", "idle", "fanout", "chat")
@@ -134,6 +134,7 @@ def generator_command(args: argparse.Namespace, scenario: str, ports: dict[str, 
         "--idle-sizes", args.idle_sizes, "--settle", str(args.settle),
         "--fanout-sizes", args.fanout_sizes, "--rounds", str(args.rounds),
         "--pairs", str(args.pairs), "--in-flight", str(args.in_flight), "--duration", str(args.duration),
+        "--list-owners", str(args.list_owners), "--list-adds", str(args.list_adds),
         *(["--no-uvloop"] if args.no_uvloop else []), *args.generator_arg, *extra,
     ])
 
@@ -197,6 +198,7 @@ def sizes_for(args: argparse.Namespace, scenarios: Sequence[str]) -> Sizes:
         idle=max(ints(args.idle_sizes)) if "idle" in scenarios else 0,
         fanout=ints(args.fanout_sizes) if "fanout" in scenarios else (),
         pairs=args.pairs if "chat" in scenarios else 0,
+        list_owners=args.list_owners if "lists" in scenarios else 0,
     )
 
 
@@ -214,6 +216,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pairs", type=int)
     p.add_argument("--in-flight", type=int, default=8)
     p.add_argument("--duration", type=float)
+    p.add_argument("--list-owners", type=int, help="lists: sessions adding and removing contacts [200; --quick 20]")
+    p.add_argument("--list-adds", type=int, help="lists: contacts each adds, adds again (215) and removes [20; --quick 5]")
     p.add_argument("--storm-sizes", help="storm accounts, one fresh server per size [1000,10000; --quick 200]")
     p.add_argument("--storm-contacts", type=int, default=20, help="mutual contacts per storm account [20]")
     p.add_argument("--storm-block-share", type=float, default=0.03,

@@ -37,6 +37,7 @@ class Sizes:
     idle: int = 0
     fanout: tuple[int, ...] = ()
     pairs: int = 0
+    list_owners: int = 0
 
 
 def planned_handles(sizes: Sizes) -> Iterator[str]:
@@ -47,6 +48,7 @@ def planned_handles(sizes: Sizes) -> Iterator[str]:
     for i in range(sizes.pairs):
         yield handle("chata", i)
         yield handle("chatb", i)
+    yield from (handle("lists", i) for i in range(sizes.list_owners))
 
 
 def planned_entries(sizes: Sizes) -> Iterator[tuple[str, str, str]]:

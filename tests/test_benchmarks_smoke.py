@@ -78,6 +78,23 @@ def test_storm_scenario_smoke(tmp_path):
         assert isinstance(storm[key], (int, float)) and storm[key] > 0, (key, storm)
 
 
+def test_lists_scenario_smoke(tmp_path):
+    """benchmarks/run.py's list changes at --quick sizes: every ADD, ADD again (215) and REM
+    answered as the protocol says, on a fresh server."""
+    done = subprocess.run(
+        [sys.executable, str(RUNNER), "--quick", "--scenarios", "lists", "--no-pin", "--max-seconds", "60",
+         "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (result,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert result["scenario"] == "lists" and result["status"] == "ok", result
+    assert result["owners"] == 20 and result["adds_per_owner"] == 5 and result["failed"] == 0, result
+    for phase in ("add", "add_again", "rem"):
+        assert result[phase]["commands"] == 100 and result[phase]["errors"] == {}, (phase, result)
+        assert result[phase]["server_cpu_ms_per_command"] > 0, (phase, result)
+
+
 CLUSTER = Path(__file__).resolve().parents[1] / "benchmarks" / "cluster.py"
 
 
