@@ -255,11 +255,16 @@ class StoreCore:
                                     disabled_reason=reason if disabled else None)
 
     def note_logins(self, account_ids: list[int], when: datetime) -> None:
-        """Set the last login of many accounts at once (the logins of the last few seconds)."""
+        """Set the last login of many accounts at once (the logins of the last few seconds).
+        Their rows are locked in id order first, as every change does (``_lock``): an UPDATE over
+        many ids takes its row locks in the order it finds the rows, and against an ``ADD`` (which
+        locks its two accounts in id order) that deadlocked on PostgreSQL."""
         ids = sorted(set(account_ids))
-        with self.transaction() as conn:
-            for start in range(0, len(ids), _IDS_PER_STATEMENT):
-                conn.execute(_NOTE_LOGINS, {"ids": ids[start:start + _IDS_PER_STATEMENT], "when": when})
+        for start in range(0, len(ids), _IDS_PER_STATEMENT):
+            chunk = ids[start:start + _IDS_PER_STATEMENT]
+            with self.transaction() as conn:
+                _lock(conn, *chunk)
+                conn.execute(_NOTE_LOGINS, {"ids": chunk, "when": when})
 
     def account_details(self, handle: str) -> AccountDetails | None:
         with self.engine.connect() as conn:

@@ -1,6 +1,7 @@
-"""The snapshot's read through the driver's cursor (msnp6.store.raw), on SQLite and PostgreSQL:
-the same rows as SQLAlchemy's execution, what a login learns of each contact, and errors that
-stay SQLAlchemy's (an outage is still told apart from a bug; a dropped connection is replaced)."""
+"""The store's hot SQL on SQLite and PostgreSQL: the snapshot's read through the driver's cursor
+(msnp6.store.raw) gives the same rows as SQLAlchemy's execution and what a login learns of each
+contact; its errors stay SQLAlchemy's (an outage is still told apart from a bug; a dropped
+connection is replaced); the batched last-login write locks rows in the order list changes do."""
 from __future__ import annotations
 
 import pytest
@@ -111,3 +112,36 @@ def test_a_login_s_account_reads_match_the_whole_row(core):
     snapshot = core.get_snapshot(made.id)
     assert snapshot is not None
     assert core.get_account(ANN) == snapshot.account == whole
+
+
+def test_last_logins_lock_in_id_order_as_a_list_change_does(core, database):
+    """The batched last-login write and an ADD lock accounts in the same (id) order: the ADD's
+    second lock does not wait for a row the batch took out of order (PostgreSQL deadlocked)."""
+    import threading
+    from datetime import UTC, datetime
+
+    if database.backend != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    low, high = core.create_account(ANN, "ann", b"x").id, core.create_account(BOB, "bob", b"x").id
+    core.set_verified(ANN, False)  # ann's row now lies after bob's in the table: a scan meets bob first
+    other = make_engine(database.url)
+    noted: list[BaseException | None] = []
+    with other.connect() as change:  # as ADD does: the lower id first, then the higher
+        change.exec_driver_sql("SET lock_timeout = '3s'")
+        change.exec_driver_sql(f"SELECT id FROM accounts WHERE id = {low} FOR UPDATE")
+
+        def note() -> None:
+            try:
+                core.note_logins([high, low], datetime.now(UTC))
+                noted.append(None)
+            except BaseException as e:  # reported below
+                noted.append(e)
+
+        batch = threading.Thread(target=note)
+        batch.start()
+        batch.join(0.5)  # it waits for ann's row, holding nothing it should not
+        change.exec_driver_sql(f"SELECT id FROM accounts WHERE id = {high} FOR UPDATE")
+        change.commit()
+    batch.join(10)
+    other.dispose()
+    assert noted == [None]
