@@ -134,7 +134,9 @@ def generator_command(args: argparse.Namespace, scenario: str, ports: dict[str, 
         "--idle-sizes", args.idle_sizes, "--settle", str(args.settle),
         "--fanout-sizes", args.fanout_sizes, "--rounds", str(args.rounds),
         "--pairs", str(args.pairs), "--in-flight", str(args.in_flight), "--duration", str(args.duration),
-        "--list-owners", str(args.list_owners), "--list-adds", str(args.list_adds),
+        # The lists scenario's sizes (cluster.py's options do not have them: loadgen's defaults).
+        *(["--list-owners", str(args.list_owners), "--list-adds", str(args.list_adds)]
+          if getattr(args, "list_owners", None) else []),
         *(["--no-uvloop"] if args.no_uvloop else []), *args.generator_arg, *extra,
     ])
 
