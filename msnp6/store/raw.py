@@ -8,7 +8,7 @@ same (an outage is still an OperationalError), and a dropped connection is inval
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Select
@@ -23,7 +23,7 @@ class RawRead:
         #: dialect name -> (SQL text, bind names in order or None for named style, fixed values)
         self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
 
-    def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    def rows(self, conn: Connection, params: Mapping[str, Any]) -> Sequence[Any]:
         dialect = conn.dialect
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
@@ -35,7 +35,7 @@ class RawRead:
         cursor = dbapi_conn.cursor()
         try:
             cursor.execute(sql, args)
-            return list(cursor.fetchall())
+            return cursor.fetchall()  # a list already (sqlite3, psycopg)
         except dialect.loaded_dbapi.Error as error:
             gone = dialect.is_disconnect(error, dbapi_conn.dbapi_connection, cursor)
             if gone:
